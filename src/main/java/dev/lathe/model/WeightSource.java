@@ -1,0 +1,40 @@
+package dev.lathe.model;
+
+import dev.lathe.io.gguf.GgufFile;
+import dev.lathe.tensor.Tensor;
+
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * A loaded checkpoint: its config and its tensors under canonical (GGUF) names, stored as in the file
+ * (no dequantizing). Q/K rows are as the file has them; {@link ModelConfig#ropeStyle()} says how to rotate.
+ */
+public interface WeightSource extends AutoCloseable {
+    Path path();
+
+    ModelConfig config();
+
+    Set<String> tensorNames();
+
+    default boolean has(String canonicalName) {
+        return tensorNames().contains(canonicalName);
+    }
+
+    /** The tensor under its canonical name; throws {@link dev.lathe.LatheException} naming the file if missing. */
+    Tensor tensor(String canonicalName);
+
+    /** The GGUF file behind this source, if it is one (tokenizer metadata lives there). */
+    default Optional<GgufFile> gguf() {
+        return Optional.empty();
+    }
+
+    /** The Hugging Face folder behind this source, if it is one (tokenizer.json lives there). */
+    default Optional<Path> hfFolder() {
+        return Optional.empty();
+    }
+
+    @Override
+    void close();
+}
