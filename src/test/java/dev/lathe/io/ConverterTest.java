@@ -1,0 +1,194 @@
+package dev.lathe.io;
+
+import dev.lathe.Fixtures;
+import dev.lathe.LatheException;
+import dev.lathe.io.gguf.GgufFile;
+import dev.lathe.io.gguf.GgufValue;
+import dev.lathe.io.gguf.GgufWeightSource;
+import dev.lathe.io.hf.HfWeightSource;
+import dev.lathe.io.llama2c.Llama2cWeightSource;
+import dev.lathe.model.ModelConfig;
+import dev.lathe.model.RopeStyle;
+import dev.lathe.model.WeightSource;
+import dev.lathe.tensor.BlockCodecs;
+import dev.lathe.tensor.Float16;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.Tensor;
+import dev.lathe.tensor.TensorOps;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class ConverterTest {
+    @TempDir
+    Path tmp;
+
+    static byte[] bytes(Tensor t) {
+        return t.data().toArray(ValueLayout.JAVA_BYTE);
+    }
+
+    /** Same tensor names in the same order, same shapes, types and bytes. */
+    static void assertSameTensors(GgufFile a, GgufFile b) {
+        assertThat(a.tensorInfos().keySet()).containsExactlyElementsOf(b.tensorInfos().keySet());
+        for (String n : a.tensorInfos().keySet()) {
+            Tensor x = a.tensor(n), y = b.tensor(n);
+            assertThat(x.type()).as(n).isEqualTo(y.type());
+            assertThat(x.shape()).as(n).containsExactly(y.shape());
+            assertThat(bytes(x)).as(n).isEqualTo(bytes(y));
+        }
+    }
+
+    static Map<String, GgufValue> withoutTokenizer(GgufFile f) {
+        Map<String, GgufValue> m = new LinkedHashMap<>(f.metadata());
+        m.keySet().removeIf(k -> k.startsWith("tokenizer.") || k.equals("general.name"));
+        return m;
+    }
+
+    @Test
+    void hfToF32GgufIsByteIdenticalToTheFixture() {
+        Path out = tmp.resolve("tiny.gguf");
+        List<long[]> progress = new ArrayList<>();
+        Converter.toGguf(Fixtures.fixture("tiny-llama/hf"), out, GgmlType.F32, (stage, done, total) -> progress.add(new long[]{done, total}));
+        try (GgufFile ours = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            assertSameTensors(ours, ref);
+            // every non-tokenizer key, in order, with its type (the HF folder has no tokenizer files)
+            assertThat(withoutTokenizer(ours)).containsExactlyEntriesOf(withoutTokenizer(ref));
+            assertThat(ours.metadata().keySet()).noneMatch(k -> k.startsWith("tokenizer."));
+            assertThat(ours.dataStart() % 32).isZero();
+        }
+        assertThat(progress).isNotEmpty();
+        long[] last = progress.getLast();
+        assertThat(last[0]).isEqualTo(last[1]).isEqualTo(6_827_008L); // all 1,706,752 F32 weights
+    }
+
+    @Test
+    void ggufToHfGivesTheOriginalSafetensorsAndBackGivesTheOriginalGguf() throws IOException {
+        Path ref = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        Path hf = tmp.resolve("hf");
+        Converter.toHf(ref, hf, GgmlType.F32, Progress.NONE);
+        // inverse permutation, HF names, sorted layout, {"format":"pt"}: the fixture's own file, byte for byte
+        assertThat(Files.mismatch(hf.resolve("model.safetensors"), Fixtures.fixture("tiny-llama/hf/model.safetensors"))).isEqualTo(-1L);
+        try (HfWeightSource a = HfWeightSource.open(hf); HfWeightSource b = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf"))) {
+            assertThat(a.config()).isEqualTo(b.config());
+        }
+        Path back = tmp.resolve("back.gguf");
+        Converter.toGguf(hf, back, GgmlType.F32, Progress.NONE);
+        try (GgufFile x = GgufFile.open(back); GgufFile y = GgufFile.open(ref)) {
+            assertSameTensors(x, y);
+            assertThat(x.metadata().keySet()).noneMatch(k -> k.startsWith("tokenizer.")); // no tokenizer.json: no tokenizer keys
+        }
+    }
+
+    @Test
+    void qwen2IsNotPermutedAndRoundTrips() throws IOException {
+        Path src = Fixtures.fixture("tiny-qwen2/hf");
+        Path gguf = tmp.resolve("qwen.gguf");
+        Converter.toGguf(src, gguf, GgmlType.F32, Progress.NONE);
+        try (GgufWeightSource g = GgufWeightSource.open(gguf); HfWeightSource h = HfWeightSource.open(src)) {
+            assertThat(g.config()).isEqualTo(h.config()); // qwen2 GGUF is HALF (NEOX) like HF
+            assertThat(g.file().getString("general.architecture", null)).isEqualTo("qwen2");
+            assertThat(g.tensorNames()).containsExactlyInAnyOrderElementsOf(h.tensorNames());
+            assertThat(g.has("output.weight")).isFalse();
+            for (String n : h.tensorNames()) assertThat(bytes(g.tensor(n))).as(n).isEqualTo(bytes(h.tensor(n)));
+        }
+        Path hf = tmp.resolve("qwen-hf");
+        Converter.toHf(gguf, hf, GgmlType.F32, Progress.NONE);
+        assertThat(Files.mismatch(hf.resolve("model.safetensors"), src.resolve("model.safetensors"))).isEqualTo(-1L);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"F16", "BF16"})
+    void halfTypesRoundMatricesAndKeepVectorsF32(String typeName) {
+        GgmlType type = GgmlType.valueOf(typeName);
+        Path out = tmp.resolve("t.gguf");
+        Converter.toGguf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), out, type, Progress.NONE);
+        try (GgufFile f = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            assertThat(f.getLong("general.file_type", -1)).isEqualTo(type == GgmlType.F16 ? 1 : 32);
+            assertThat(f.getArray("tokenizer.ggml.tokens", String[].class)).containsExactly(ref.getArray("tokenizer.ggml.tokens", String[].class));
+            for (String n : ref.tensorInfos().keySet()) {
+                Tensor t = f.tensor(n), r = ref.tensor(n);
+                float[] rv = TensorOps.toFloats(r);
+                if (r.dims() == 1) {
+                    assertThat(t.type()).isEqualTo(GgmlType.F32);
+                    assertThat(bytes(t)).isEqualTo(bytes(r));
+                } else {
+                    assertThat(t.type()).isEqualTo(type);
+                    for (int i = 0; i < rv.length; i += 97) {
+                        short bits = t.data().get(Tensor.I16_LE, 2L * i);
+                        short want = type == GgmlType.F16 ? Float16.floatToHalf(rv[i]) : Float16.floatToBf16(rv[i]);
+                        assertThat(bits).isEqualTo(want);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"Q8_0", "Q4_0"})
+    void quantizedConversionMatchesLlamaQuantizePure(String typeName) {
+        GgmlType type = GgmlType.valueOf(typeName);
+        Assumptions.assumeTrue(BlockCodecs.supports(type), "no " + type + " codec in this build yet (another branch adds it), skipping");
+        Path out = tmp.resolve("q.gguf");
+        Converter.toGguf(Fixtures.fixture("tiny-llama/hf"), out, type, Progress.NONE);
+        try (GgufFile ours = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-" + typeName + ".gguf"))) {
+            assertSameTensors(ours, ref); // llama-quantize's tensor order, 1-D tensors F32, RTN blocks
+            assertThat(ours.getLong("general.file_type", -1)).isEqualTo(ref.getLong("general.file_type", -2));
+        }
+    }
+
+    @Test
+    void unsupportedTargetTypesAreRejected() {
+        Path out = tmp.resolve("x.gguf");
+        assertThatThrownBy(() -> Converter.toGguf(Fixtures.fixture("tiny-llama/hf"), out, GgmlType.Q6_K, Progress.NONE))
+                .isInstanceOf(LatheException.class).hasMessageContaining("Q6_K");
+        assertThatThrownBy(() -> Converter.toHf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), tmp.resolve("h"), GgmlType.Q8_0, Progress.NONE))
+                .isInstanceOf(LatheException.class).hasMessageContaining("Q8_0");
+        assertThat(out).doesNotExist();
+    }
+
+    @Test
+    void shardedHfOutputLoadsBack() throws IOException {
+        Path hf = tmp.resolve("sharded");
+        try (WeightSource s = ModelLoader.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            Converter.toHf(s, hf, GgmlType.BF16, 1_000_000, Progress.NONE);
+        }
+        assertThat(hf.resolve("model.safetensors")).doesNotExist();
+        assertThat(hf.resolve("model.safetensors.index.json")).exists();
+        try (var l = Files.list(hf)) {
+            assertThat(l.filter(p -> p.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors")).count()).isGreaterThan(1);
+        }
+        assertThat(Files.readString(hf.resolve("config.json"))).contains("\"torch_dtype\" : \"bfloat16\"");
+        try (HfWeightSource a = HfWeightSource.open(hf); HfWeightSource b = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf/model.bf16.safetensors"))) {
+            assertThat(a.tensorNames()).containsExactlyInAnyOrderElementsOf(b.tensorNames());
+            for (String n : b.tensorNames()) assertThat(bytes(a.tensor(n))).as(n).isEqualTo(bytes(b.tensor(n)));
+        }
+    }
+
+    @Test
+    void llama2cConvertsToGgufWithoutPermutation() {
+        Path bin = Fixtures.fixture("stories260K/stories260K.bin");
+        Path out = tmp.resolve("stories.gguf");
+        Converter.toGguf(bin, out, GgmlType.F32, Progress.NONE);
+        try (Llama2cWeightSource l = Llama2cWeightSource.open(bin); GgufWeightSource g = GgufWeightSource.open(out)) {
+            ModelConfig lc = l.config(), gc = g.config();
+            assertThat(gc).isEqualTo(lc);
+            assertThat(gc.ropeStyle()).isEqualTo(RopeStyle.INTERLEAVED);
+            assertThat(g.tensorNames()).containsExactlyElementsOf(l.tensorNames());
+            for (String n : l.tensorNames()) assertThat(bytes(g.tensor(n))).as(n).isEqualTo(bytes(l.tensor(n)));
+        }
+    }
+}
