@@ -143,15 +143,15 @@ public final class GgufFile implements AutoCloseable {
         }
         long dataStart = align(r.pos, alignment);
         for (TensorInfo ti : infos.values()) {
-            long n;
+            long n, bytes, end;
             try {
                 n = Tensor.numElements(ti.ne());
+                bytes = Math.multiplyExact(n / ti.type().blockSize, (long) ti.type().typeSize);
+                end = Math.addExact(Math.addExact(dataStart, ti.offset()), bytes);
             } catch (ArithmeticException e) {
-                throw new LatheException(path, "tensor '" + ti.name() + "' is absurdly large");
+                throw new LatheException(path, "tensor '" + ti.name() + "' is absurdly large (ne " + java.util.Arrays.toString(ti.ne()) + ")");
             }
-            long bytes = ti.type().bytesFor(n);
-            long end = dataStart + ti.offset() + bytes;
-            if (end > seg.byteSize() || end < 0) {
+            if (end > seg.byteSize()) {
                 throw new LatheException(path, "tensor '" + ti.name() + "' data (" + bytes + " bytes at " + (dataStart + ti.offset()) + ") runs past the end of the file (" + seg.byteSize() + " bytes); the file is truncated or corrupt");
             }
         }
