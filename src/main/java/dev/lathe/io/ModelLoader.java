@@ -103,13 +103,15 @@ public final class ModelLoader {
         List<String> problems = new ArrayList<>();
         for (Map.Entry<String, long[]> e : expectedShapes(s.config()).entrySet()) {
             String name = e.getKey();
+            String shown = "'" + name + "'";
+            if (s.hfFolder().isPresent() && TensorNames.ggufToHf(name) != null) shown = "'" + TensorNames.ggufToHf(name) + "' ('" + name + "')";
             if (!s.has(name)) {
-                problems.add("missing tensor '" + name + "'");
+                problems.add("missing tensor " + shown);
                 continue;
             }
             Tensor t = s.tensor(name);
             if (!Arrays.equals(t.shape(), e.getValue())) {
-                problems.add("tensor '" + name + "' has shape " + Arrays.toString(t.shape()) + " but the config needs " + Arrays.toString(e.getValue()));
+                problems.add("tensor " + shown + " has shape " + Arrays.toString(t.shape()) + " but the config needs " + Arrays.toString(e.getValue()));
             }
         }
         if (!problems.isEmpty()) {
