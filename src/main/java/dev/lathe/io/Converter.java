@@ -52,6 +52,9 @@ public final class Converter {
             "attn_v.weight", "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
     private static final Pattern BLK = Pattern.compile("blk\\.(\\d+)\\..*");
 
+    /** llama-quantize's tensor order (llama_model_loader's weight_name_comparer): block index (-1 for none) first, then name. */
+    public static final Comparator<String> LLAMA_QUANTIZE_ORDER = Comparator.comparingInt(Converter::layerOf).thenComparing(Comparator.naturalOrder());
+
     private Converter() {}
 
     /** llama.cpp's LLAMA_FTYPE for a whole-model type ("MOSTLY_x"; ALL_F32 = 0). */
@@ -144,7 +147,11 @@ public final class Converter {
             w.addTensor(n, tt, t.shape(), rows(src.path(), t, tt, permute ? permuteHeads : 0, c.headDim(), c.ropeStyle() == RopeStyle.HALF));
         }
         if (type.isQuantized()) {
-            w.sortTensors(Comparator.comparingInt((GgufWriter.TensorEntry e) -> layerOf(e.name())).thenComparing(GgufWriter.TensorEntry::name));
+            // llama-quantize: gguf_set_val_* removes and re-appends, so these two keys end the metadata
+            w.remove("general.quantization_version").remove("general.file_type");
+            w.setU32("general.quantization_version", 2);
+            w.setU32("general.file_type", fileType(type));
+            w.sortTensors(Comparator.comparing(GgufWriter.TensorEntry::name, LLAMA_QUANTIZE_ORDER));
         }
         return w;
     }

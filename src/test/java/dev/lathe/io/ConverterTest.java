@@ -147,6 +147,28 @@ class ConverterTest {
         try (GgufFile ours = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-" + typeName + ".gguf"))) {
             assertSameTensors(ours, ref); // llama-quantize's tensor order, 1-D tensors F32, RTN blocks
             assertThat(ours.getLong("general.file_type", -1)).isEqualTo(ref.getLong("general.file_type", -2));
+            assertThat(withoutTokenizer(ours)).containsExactlyEntriesOf(withoutTokenizer(ref));
+        }
+    }
+
+    @Test
+    void llamaQuantizeOrderIsTheOrderOfTheQuantizedFixtures() {
+        try (GgufFile f32 = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"));
+             GgufFile q = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q8_0.gguf"))) {
+            List<String> names = new ArrayList<>(f32.tensorInfos().keySet());
+            names.sort(Converter.LLAMA_QUANTIZE_ORDER);
+            assertThat(names).containsExactlyElementsOf(q.tensorInfos().keySet());
+            // llama-quantize --pure keeps 1-D tensors F32 and quantizes every matrix
+            for (GgufFile.TensorInfo ti : q.tensorInfos().values()) {
+                assertThat(ti.type()).as(ti.name()).isEqualTo(ti.ne().length == 1 ? GgmlType.F32 : GgmlType.Q8_0);
+            }
+            // gguf_set_val_* re-appends: quantization_version and file_type move to the end
+            List<String> keys = new ArrayList<>(f32.metadata().keySet());
+            keys.remove("general.quantization_version");
+            keys.remove("general.file_type");
+            keys.add("general.quantization_version");
+            keys.add("general.file_type");
+            assertThat(q.metadata().keySet()).containsExactlyElementsOf(keys);
         }
     }
 
