@@ -41,16 +41,16 @@ class Llama2cTest {
             assertThat(s.has("output.weight")).isFalse();
             assertThat(s.tensorNames()).hasSize(1 + 5 * 9 + 1);
             // token_embedding first, then rms_att of 5 layers: layer 2's attention norm starts at 512*64 + 2*64
-            assertThat(TensorOps.toFloats(s.tensor("token_embd.weight"))).containsExactly(floatsAt(raw, 0, 512 * 64));
-            assertThat(TensorOps.toFloats(s.tensor("blk.2.attn_norm.weight"))).containsExactly(floatsAt(raw, 512 * 64 + 2 * 64, 64));
+            ConverterTest.assertSameFloats("x", TensorOps.toFloats(s.tensor("token_embd.weight")), floatsAt(raw, 0, 512 * 64));
+            ConverterTest.assertSameFloats("x", TensorOps.toFloats(s.tensor("blk.2.attn_norm.weight")), floatsAt(raw, 512 * 64 + 2 * 64, 64));
             // wk of layer 1 after wq of 5 layers: [32, 64]
             long wk1 = 512 * 64 + 5 * 64 + 5 * 64 * 64 + 32 * 64;
             assertThat(s.tensor("blk.1.attn_k.weight").shape()).containsExactly(32, 64);
-            assertThat(TensorOps.toFloats(s.tensor("blk.1.attn_k.weight"))).containsExactly(floatsAt(raw, wk1, 32 * 64));
+            ConverterTest.assertSameFloats("x", TensorOps.toFloats(s.tensor("blk.1.attn_k.weight")), floatsAt(raw, wk1, 32 * 64));
             // w2 (ffn_down) of layer 4 is [64, 172]; rms_final is just before the freq_cis tables
             assertThat(s.tensor("blk.4.ffn_down.weight").shape()).containsExactly(64, 172);
             long finalNorm = (raw.length - 28) / 4 - 2 * 512 * 4 - 64;
-            assertThat(TensorOps.toFloats(s.tensor("output_norm.weight"))).containsExactly(floatsAt(raw, finalNorm, 64));
+            ConverterTest.assertSameFloats("x", TensorOps.toFloats(s.tensor("output_norm.weight")), floatsAt(raw, finalNorm, 64));
             ModelLoader.checkTensors(s);
         }
     }
@@ -64,7 +64,7 @@ class Llama2cTest {
             assertThat(s).isInstanceOf(Llama2cWeightSource.class);
             assertThat(s.config()).isEqualTo(m.config());
             assertThat(s.tensorNames()).containsExactlyElementsOf(m.tensorNames());
-            for (String n : m.tensorNames()) assertThat(TensorOps.toFloats(s.tensor(n))).as(n).containsExactly(TensorOps.toFloats(m.tensor(n)));
+            for (String n : m.tensorNames()) ConverterTest.assertSameFloats(n, TensorOps.toFloats(s.tensor(n)), TensorOps.toFloats(m.tensor(n)));
         }
     }
 
