@@ -27,7 +27,7 @@ import java.util.stream.Stream;
  * count field overwritten with a random or huge value) either load completely or raise a LatheException;
  * never another exception or an OutOfMemoryError. Seeded and bounded.
  */
-class CorruptFileProperties {
+class CorruptFilePropertiesTest {
     static Path dir;
     static byte[] gguf, safetensors, config, llama2c;
     static int ggufHeaderEnd, safetensorsHeaderEnd;
