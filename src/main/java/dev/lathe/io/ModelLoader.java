@@ -52,6 +52,9 @@ public final class ModelLoader {
             return Format.HF;
         }
         if (Llama2cWeightSource.looksLikeLlama2c(path)) return Format.LLAMA2C;
+        if (Llama2cWeightSource.isVersionedExport(path)) {
+            throw new LatheException(path, "llama2.c versioned export (magic \"ak42\") is not supported; export with --version 0 (legacy format)");
+        }
         throw new LatheException(path, "unrecognised model format (not GGUF, not safetensors, not a llama2.c checkpoint whose size matches its header)");
     }
 

@@ -97,6 +97,20 @@ class GgufWriterTest {
     }
 
     @Test
+    void aFailedWriteKeepsThePreviousFile() throws IOException {
+        Path out = tmp.resolve("keep.gguf");
+        new GgufWriter().setU32("v", 1).write(out);
+        byte[] before = Files.readAllBytes(out);
+        GgufWriter w = new GgufWriter().setU32("v", 2);
+        w.addTensor("t", GgmlType.F32, new long[]{1}, o -> { throw new LatheException(out, "source went away"); });
+        assertThatThrownBy(() -> w.write(out)).isInstanceOf(LatheException.class).hasMessageContaining("source went away");
+        assertThat(Files.readAllBytes(out)).isEqualTo(before);
+        try (var files = Files.list(tmp)) {
+            assertThat(files).containsExactly(out);
+        }
+    }
+
+    @Test
     void mismatchedValueTypesAreRejected() {
         GgufWriter w = new GgufWriter();
         assertThatThrownBy(() -> w.set("x", GgufValue.of(GgufValueType.UINT32, 5L))).isInstanceOf(IllegalArgumentException.class);

@@ -45,6 +45,11 @@ class ModelLoaderTest {
         Files.write(junk, r);
         assertThatThrownBy(() -> ModelLoader.open(junk)).isInstanceOf(LatheException.class).hasMessageContaining(junk.toString()).hasMessageContaining("unrecognised model format");
         assertThatThrownBy(() -> ModelLoader.open(tmp.resolve("nothing"))).isInstanceOf(LatheException.class).hasMessageContaining("no such file");
+        Path v1 = tmp.resolve("v1.bin");
+        byte[] v1bytes = new byte[256];
+        java.nio.ByteBuffer.wrap(v1bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(0x616b3432).putInt(1);
+        Files.write(v1, v1bytes);
+        assertThatThrownBy(() -> ModelLoader.open(v1)).isInstanceOf(LatheException.class).hasMessageContaining("versioned export");
         Path empty = Files.createDirectory(tmp.resolve("empty"));
         assertThatThrownBy(() -> ModelLoader.open(empty)).isInstanceOf(LatheException.class).hasMessageContaining("no config.json");
         Path lone = tmp.resolve("lone/w.safetensors");

@@ -151,8 +151,9 @@ public final class HfFolderWriter {
         }
         if (!cur.isEmpty() || shards.isEmpty()) shards.add(cur);
         List<Path> written = new ArrayList<>();
-        long done = 0;
+        long[] done = {0};
         final long totalBytes = total;
+        progress.update("write", 0, totalBytes);
         try {
             Files.createDirectories(folder);
             if (shards.size() == 1) {
@@ -169,14 +170,17 @@ public final class HfFolderWriter {
             SafetensorsWriter w = new SafetensorsWriter();
             metadata.forEach(w::metadata);
             for (SafetensorsWriter.Entry e : shards.get(i)) {
-                w.add(e);
+                // report after every tensor
+                w.add(e.name(), e.dtype(), e.shape(), out -> {
+                    e.data().write(out);
+                    done[0] += e.byteSize();
+                    progress.update("write", done[0], totalBytes);
+                });
                 weightMap.put(e.name(), name);
             }
             Path p = folder.resolve(name);
             w.write(p);
             written.add(p);
-            done += w.dataBytes();
-            progress.update("write", done, totalBytes);
         }
         if (shards.size() > 1) {
             Map<String, Object> idx = new java.util.LinkedHashMap<>();

@@ -175,6 +175,18 @@ public final class HfWeightSource implements WeightSource {
         return hfName.get(canonicalName);
     }
 
+    /** The folder's tokenizer.json, if present. */
+    public Optional<Path> tokenizerJson() {
+        Path p = folder.resolve("tokenizer.json");
+        return Files.isRegularFile(p) ? Optional.of(p) : Optional.empty();
+    }
+
+    /** The folder's tokenizer_config.json (add_bos_token, special tokens, chat template), if present. */
+    public Optional<Path> tokenizerConfigJson() {
+        Path p = folder.resolve("tokenizer_config.json");
+        return Files.isRegularFile(p) ? Optional.of(p) : Optional.empty();
+    }
+
     @Override
     public Optional<Path> hfFolder() {
         return Optional.of(folder);

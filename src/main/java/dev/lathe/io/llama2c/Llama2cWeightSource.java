@@ -107,6 +107,17 @@ public final class Llama2cWeightSource implements WeightSource {
         }
     }
 
+    /** True if the file starts with the magic of llama2.c's versioned exports (export.py --version 1/2): "ak42". */
+    public static boolean isVersionedExport(Path path) {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+            while (b.hasRemaining() && ch.read(b) > 0) { }
+            return !b.hasRemaining() && b.getInt(0) == 0x616b3432;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     public static Llama2cWeightSource open(Path path) {
         Arena arena = Arena.ofShared();
         try {
