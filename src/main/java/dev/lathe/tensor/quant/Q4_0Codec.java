@@ -58,8 +58,8 @@ public final class Q4_0Codec extends QuantCodec implements ActivationQuantizedCo
             for (int j = 0; j < 16; j++) {
                 float x0 = x[b + j] * id;
                 float x1 = x[b + 16 + j] * id;
-                int xi0 = Math.min(15, (byte) (int) (x0 + 8.5f)) & 0xff;
-                int xi1 = Math.min(15, (byte) (int) (x1 + 8.5f)) & 0xff;
+                int xi0 = Math.min(15, (byte) cvtt(x0 + 8.5f)) & 0xff;
+                int xi1 = Math.min(15, (byte) cvtt(x1 + 8.5f)) & 0xff;
                 blk[2 + j] = (byte) (xi0 | (xi1 << 4));
             }
             MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 18L * i, 18);

@@ -55,8 +55,8 @@ public final class Q4_1Codec extends QuantCodec implements ActivationQuantizedCo
             for (int j = 0; j < 16; j++) {
                 float x0 = (x[b + j] - min) * id;
                 float x1 = (x[b + 16 + j] - min) * id;
-                int xi0 = Math.min(15, (byte) (int) (x0 + 0.5f)) & 0xff;
-                int xi1 = Math.min(15, (byte) (int) (x1 + 0.5f)) & 0xff;
+                int xi0 = Math.min(15, (byte) cvtt(x0 + 0.5f)) & 0xff;
+                int xi1 = Math.min(15, (byte) cvtt(x1 + 0.5f)) & 0xff;
                 blk[4 + j] = (byte) (xi0 | (xi1 << 4));
             }
             MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 20L * i, 20);

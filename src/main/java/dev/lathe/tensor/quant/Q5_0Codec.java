@@ -71,7 +71,7 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
             float d = max / -16;
             float id = d != 0 ? 1.0f / d : 0.0f;
             Q4_1Codec.putShort(blk, 0, fp16(d));
-            for (int j = 0; j < 32; j++) L[j] = Math.min(31, (byte) (int) (x[b + j] * id + 16.5f)) & 0xff;
+            for (int j = 0; j < 32; j++) L[j] = Math.min(31, (byte) cvtt(x[b + j] * id + 16.5f)) & 0xff;
             pack5(blk, 6, 2, L);
             MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 22L * i, 22);
         }

@@ -56,7 +56,7 @@ public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCo
             float id = d != 0 ? 1.0f / d : 0.0f;
             Q4_1Codec.putShort(blk, 0, fp16(d));
             Q4_1Codec.putShort(blk, 2, fp16(min));
-            for (int j = 0; j < 32; j++) L[j] = ((int) ((x[b + j] - min) * id + 0.5f)) & 0xff;
+            for (int j = 0; j < 32; j++) L[j] = cvtt((x[b + j] - min) * id + 0.5f) & 0xff;
             Q5_0Codec.pack5(blk, 8, 4, L);
             MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 24L * i, 24);
         }

@@ -48,7 +48,7 @@ public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCo
             short h = fp16(d);
             blk[0] = (byte) h;
             blk[1] = (byte) (h >> 8);
-            for (int j = 0; j < 32; j++) blk[2 + j] = (byte) (int) roundf(x[b + j] * id);
+            for (int j = 0; j < 32; j++) blk[2 + j] = (byte) cvtt(roundf(x[b + j] * id));
             MemorySegment.copy(blk, 0, dst, java.lang.foreign.ValueLayout.JAVA_BYTE, off + 34L * i, 34);
         }
     }
@@ -73,8 +73,8 @@ public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCo
             blk[0] = (byte) h;
             blk[1] = (byte) (h >> 8);
             for (int j = 0; j < 32; j++) {
-                int q = (int) Math.rint(x[b + j] * id);
-                blk[2 + j] = (byte) Math.max(-128, Math.min(127, q));
+                int q = cvtt((float) Math.rint(x[b + j] * id)); // _mm256_round_ps + _mm256_cvtps_epi32
+                blk[2 + j] = (byte) Math.max(-128, Math.min(127, q)); // packs: signed saturation
             }
             MemorySegment.copy(blk, 0, dst, java.lang.foreign.ValueLayout.JAVA_BYTE, off + 34L * i, 34);
         }

@@ -48,9 +48,9 @@ public final class Q8_1Codec extends QuantCodec implements ActivationQuantizer {
             float id = amax != 0.0f ? 127.f / amax : 0.0f;
             int sum = 0;
             for (int j = 0; j < 32; j++) {
-                int q = Math.max(-128, Math.min(127, (int) Math.rint(x[b + j] * id)));
-                blk[4 + j] = (byte) q;
-                sum += q;
+                int q = cvtt((float) Math.rint(x[b + j] * id)); // _mm256_round_ps + _mm256_cvtps_epi32
+                blk[4 + j] = (byte) Math.max(-128, Math.min(127, q)); // packs: signed saturation
+                sum += q; // the s field sums the 32-bit values (wrapping), before saturation
             }
             Q4_1Codec.putShort(blk, 0, fp16(d));
             Q4_1Codec.putShort(blk, 2, fp16(d * sum));

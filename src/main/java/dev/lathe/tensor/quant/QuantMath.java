@@ -25,6 +25,15 @@ public final class QuantMath {
         return (Float.floatToRawIntBits(v) & 0x007fffff) - 0x00400000;
     }
 
+    /**
+     * A C float-to-integer conversion as GCC emits it on x86 (cvttss2si / cvttps2dq): truncation toward
+     * zero, and the "integer indefinite" value Integer.MIN_VALUE for NaN and out-of-range input (Java's
+     * cast would saturate instead). Matters only for degenerate blocks (e.g. subnormal scales).
+     */
+    public static int cvtt(float f) {
+        return f >= -2147483648f && f < 2147483648f ? (int) f : Integer.MIN_VALUE;
+    }
+
     /** C roundf: round half away from zero. */
     public static float roundf(float f) {
         double a = Math.floor(Math.abs((double) f) + 0.5);
