@@ -22,7 +22,7 @@ public final class IQ4_NLCodec extends QuantCodec implements ActivationQuantized
     private static final ByteVector TABLE = ByteVector.fromArray(Kernels.B16, KVALUES, 0);
 
     public IQ4_NLCodec() {
-        super(GgmlType.IQ4_NL);
+        super(GgmlType.IQ4_NL, 0);
     }
 
     @Override

@@ -20,7 +20,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q2_KCodec extends QuantCodec implements ActivationQuantizedCodec {
     public Q2_KCodec() {
-        super(GgmlType.Q2_K);
+        super(GgmlType.Q2_K, 80, 82);
     }
 
     @Override

@@ -20,7 +20,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCodec {
     public Q3_KCodec() {
-        super(GgmlType.Q3_K);
+        super(GgmlType.Q3_K, 108);
     }
 
     @Override

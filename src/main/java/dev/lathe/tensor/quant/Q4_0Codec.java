@@ -19,7 +19,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q4_0Codec extends QuantCodec implements ActivationQuantizedCodec {
     public Q4_0Codec() {
-        super(GgmlType.Q4_0);
+        super(GgmlType.Q4_0, 0);
     }
 
     @Override

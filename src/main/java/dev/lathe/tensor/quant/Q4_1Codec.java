@@ -19,7 +19,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q4_1Codec extends QuantCodec implements ActivationQuantizedCodec {
     public Q4_1Codec() {
-        super(GgmlType.Q4_1);
+        super(GgmlType.Q4_1, 0, 2);
     }
 
     @Override

@@ -20,7 +20,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCodec {
     public Q4_KCodec() {
-        super(GgmlType.Q4_K);
+        super(GgmlType.Q4_K, 0, 2);
     }
 
     @Override

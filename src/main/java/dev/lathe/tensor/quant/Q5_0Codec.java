@@ -19,7 +19,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCodec {
     public Q5_0Codec() {
-        super(GgmlType.Q5_0);
+        super(GgmlType.Q5_0, 0);
     }
 
     @Override

@@ -19,7 +19,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCodec {
     public Q5_1Codec() {
-        super(GgmlType.Q5_1);
+        super(GgmlType.Q5_1, 0, 2);
     }
 
     @Override

@@ -20,7 +20,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCodec {
     public Q5_KCodec() {
-        super(GgmlType.Q5_K);
+        super(GgmlType.Q5_K, 0, 2);
     }
 
     @Override

@@ -20,7 +20,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCodec {
     public Q6_KCodec() {
-        super(GgmlType.Q6_K);
+        super(GgmlType.Q6_K, 208);
     }
 
     @Override

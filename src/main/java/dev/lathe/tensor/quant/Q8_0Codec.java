@@ -19,7 +19,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  */
 public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCodec, ActivationQuantizer {
     public Q8_0Codec() {
-        super(GgmlType.Q8_0);
+        super(GgmlType.Q8_0, 0);
     }
 
     @Override

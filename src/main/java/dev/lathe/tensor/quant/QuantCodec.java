@@ -15,10 +15,14 @@ abstract class QuantCodec implements BlockCodec {
     final int qk;
     final int bytes;
 
-    QuantCodec(GgmlType type) {
+    /** Byte offsets of the fp16 scale fields in a block, checked after quantization. */
+    private final int[] halfFields;
+
+    QuantCodec(GgmlType type, int... halfFields) {
         this.type = type;
         this.qk = type.blockSize;
         this.bytes = type.typeSize;
+        this.halfFields = halfFields;
     }
 
     @Override
@@ -55,6 +59,24 @@ abstract class QuantCodec implements BlockCodec {
         if (n == 0) return;
         if (importance == null) quantizeRef(src, srcOff, n, dst, offset);
         else quantizeWeighted(src, srcOff, n, importance, dst, offset);
+        validate(dst, offset, n);
+    }
+
+    /**
+     * ggml_validate_row_data, which llama-quantize runs on every quantized tensor: a scale that overflowed
+     * fp16 (finite weights beyond roughly +-5e5), or a NaN scale (importance-weighted searches on rows
+     * whose squares underflow, e.g. |w| ~ 1e-30), makes llama-quantize fail instead of writing the file.
+     */
+    private void validate(MemorySegment dst, long offset, int n) {
+        for (int b = 0, nb = n / qk; b < nb; b++) {
+            for (int f : halfFields) {
+                short h = dst.get(QuantMath.I16, offset + (long) b * bytes + f);
+                if ((h & 0x7c00) == 0x7c00) {
+                    throw new dev.lathe.LatheException("cannot quantize to " + type + ": the fp16 scale of block " + b
+                            + " is not finite (" + (((h & 0x3ff) != 0) ? "NaN from a degenerate scale search" : "weights too large for this type") + ")");
+                }
+            }
+        }
     }
 
     @Override
