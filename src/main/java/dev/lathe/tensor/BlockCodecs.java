@@ -4,6 +4,7 @@ import dev.lathe.LatheException;
 
 import java.lang.foreign.MemorySegment;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 
 /** Registry of the {@link BlockCodec} for every supported type. */
@@ -14,6 +15,40 @@ public final class BlockCodecs {
         register(new F32Codec());
         register(new F16Codec());
         register(new Bf16Codec());
+        register(new dev.lathe.tensor.quant.Q8_0Codec());
+        register(new dev.lathe.tensor.quant.Q4_0Codec());
+        register(new dev.lathe.tensor.quant.Q4_1Codec());
+        register(new dev.lathe.tensor.quant.Q5_0Codec());
+        register(new dev.lathe.tensor.quant.Q5_1Codec());
+        register(new dev.lathe.tensor.quant.Q2_KCodec());
+        register(new dev.lathe.tensor.quant.Q3_KCodec());
+        register(new dev.lathe.tensor.quant.Q4_KCodec());
+        register(new dev.lathe.tensor.quant.Q5_KCodec());
+        register(new dev.lathe.tensor.quant.Q6_KCodec());
+        register(new dev.lathe.tensor.quant.IQ4_NLCodec());
+        register(new dev.lathe.tensor.quant.Q8_1Codec());
+        register(new dev.lathe.tensor.quant.Q8_KCodec());
+    }
+
+    /** Weight types Lathe can quantize to (llama-quantize's targets implemented here), smallest first. */
+    private static final List<GgmlType> WEIGHT_TYPES = List.of(
+            GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_0, GgmlType.IQ4_NL, GgmlType.Q4_K, GgmlType.Q4_1,
+            GgmlType.Q5_0, GgmlType.Q5_K, GgmlType.Q5_1, GgmlType.Q6_K, GgmlType.Q8_0,
+            GgmlType.BF16, GgmlType.F16, GgmlType.F32);
+
+    /** The types a weight tensor can be converted to (every registered type except the activation-only Q8_1 and Q8_K). */
+    public static List<GgmlType> weightTypes() {
+        return WEIGHT_TYPES;
+    }
+
+    /** Bits per weight of a type, including its scales (e.g. 4.5 for Q4_0 and Q4_K, 8.5 for Q8_0). */
+    public static double bitsPerWeight(GgmlType t) {
+        return t.bitsPerWeight();
+    }
+
+    /** The codec of a quantized weight type with llama.cpp's integer dot product, or null for F32/F16/BF16. */
+    public static ActivationQuantizedCodec activationQuantized(GgmlType t) {
+        return get(t) instanceof ActivationQuantizedCodec a ? a : null;
     }
 
     private BlockCodecs() {}

@@ -1,0 +1,70 @@
+package dev.lathe.tensor.quant;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * Vector API building blocks of the integer block dot products: 16 signed bytes at a time are widened to
+ * int lanes and multiplied; per-block integer sums stay in int lanes and are scaled into a float vector
+ * accumulator (no horizontal reduction per block, as in ggml's AVX kernels).
+ */
+final class Kernels {
+    private Kernels() {}
+
+    static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED.length() > 16 ? IntVector.SPECIES_512 : IntVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> F = VectorSpecies.of(float.class, I.vectorShape());
+    /** Parts of 16 byte lanes per int vector. */
+    static final int PARTS = 16 / I.length();
+    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    static ByteVector load16(MemorySegment s, long off) {
+        return ByteVector.fromMemorySegment(B16, s, off, LE);
+    }
+
+    static IntVector widen(ByteVector v, int part) {
+        return (IntVector) v.convertShape(VectorOperators.B2I, I, part);
+    }
+
+    /** Lane-wise products of 16 signed bytes, summed into I.length() int lanes. */
+    static IntVector mul16(ByteVector a, ByteVector b) {
+        IntVector s = widen(a, 0).mul(widen(b, 0));
+        for (int p = 1; p < PARTS; p++) s = s.add(widen(a, p).mul(widen(b, p)));
+        return s;
+    }
+
+    static FloatVector fma(IntVector sumi, float d, FloatVector acc) {
+        return ((FloatVector) sumi.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d), acc);
+    }
+
+    static float sum(FloatVector acc) {
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    private static final jdk.incubator.vector.VectorSpecies<Long> L128 = jdk.incubator.vector.LongVector.SPECIES_128;
+    /** SPREAD[b]: byte i of the long is 0x10 when bit i of b is set. */
+    private static final long[] SPREAD = new long[256];
+
+    static {
+        for (int b = 0; b < 256; b++) {
+            long v = 0;
+            for (int i = 0; i < 8; i++) if ((b >> i & 1) != 0) v |= 0x10L << (8 * i);
+            SPREAD[b] = v;
+        }
+    }
+
+    /** 16 byte lanes: lane j is 0x10 when bit j of {@code bits} is set, else 0. */
+    static ByteVector spread(int bits) {
+        return jdk.incubator.vector.LongVector.zero(L128).withLane(0, SPREAD[bits & 0xFF]).withLane(1, SPREAD[(bits >>> 8) & 0xFF]).reinterpretAsBytes();
+    }
+
+    static void checkDot(dev.lathe.tensor.GgmlType t, int n) {
+        QuantMath.checkBlocks(t, n);
+    }
+}

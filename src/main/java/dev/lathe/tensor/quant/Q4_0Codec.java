@@ -1,0 +1,104 @@
+package dev.lathe.tensor.quant;
+
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.GgmlType;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static dev.lathe.tensor.quant.QuantMath.*;
+
+/**
+ * Q4_0: 32 weights as 4-bit (q - 8) * d, fp16 d (18 bytes). Mirrors ggml-quants.c quantize_row_q4_0_ref
+ * (no importance), quantize_row_q4_0_impl (importance: make_qx_quants with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 over the row), dequantize_row_q4_0, and ggml_vec_dot_q4_0_q8_0.
+ */
+public final class Q4_0Codec extends QuantCodec implements ActivationQuantizedCodec {
+    public Q4_0Codec() {
+        super(GgmlType.Q4_0, 0);
+    }
+
+    @Override
+    public GgmlType activationType() {
+        return GgmlType.Q8_0;
+    }
+
+    @Override
+    void dequantizeBlock(MemorySegment s, long o, float[] y, int yo) {
+        float d = halfAt(s, o);
+        for (int j = 0; j < 16; j++) {
+            int q = u8(s, o + 2 + j);
+            y[yo + j] = ((q & 0x0F) - 8) * d;
+            y[yo + j + 16] = ((q >> 4) - 8) * d;
+        }
+    }
+
+    @Override
+    void quantizeRef(float[] x, int xo, int n, MemorySegment dst, long off) {
+        byte[] blk = new byte[18];
+        for (int i = 0; i < n / 32; i++) {
+            int b = xo + 32 * i;
+            float amax = 0.0f, max = 0.0f;
+            for (int j = 0; j < 32; j++) {
+                float v = x[b + j];
+                if (amax < Math.abs(v)) {
+                    amax = Math.abs(v);
+                    max = v;
+                }
+            }
+            float d = max / -8;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            short h = fp16(d);
+            blk[0] = (byte) h;
+            blk[1] = (byte) (h >> 8);
+            for (int j = 0; j < 16; j++) {
+                float x0 = x[b + j] * id;
+                float x1 = x[b + 16 + j] * id;
+                int xi0 = Math.min(15, (byte) cvtt(x0 + 8.5f)) & 0xff;
+                int xi1 = Math.min(15, (byte) cvtt(x1 + 8.5f)) & 0xff;
+                blk[2 + j] = (byte) (xi0 | (xi1 << 4));
+            }
+            MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 18L * i, 18);
+        }
+    }
+
+    @Override
+    void quantizeWeighted(float[] x, int xo, int n, float[] qw, MemorySegment dst, long off) {
+        float sumX2 = 0;
+        for (int j = 0; j < n; j++) sumX2 += x[xo + j] * x[xo + j];
+        float sigma2 = sumX2 / n;
+        float[] weight = new float[32];
+        byte[] L = new byte[32];
+        byte[] blk = new byte[18];
+        for (int ib = 0; ib < n / 32; ib++) {
+            int b = xo + 32 * ib;
+            for (int j = 0; j < 32; j++) weight[j] = qw[32 * ib + j] * sqrtf(sigma2 + x[b + j] * x[b + j]);
+            float d = makeQxQuants(32, 8, x, b, L, 0, 1, weight, 0);
+            short h = fp16(d);
+            blk[0] = (byte) h;
+            blk[1] = (byte) (h >> 8);
+            for (int j = 0; j < 16; j++) blk[2 + j] = (byte) (L[j] | (L[j + 16] << 4));
+            MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off + 18L * ib, 18);
+        }
+    }
+
+    @Override
+    public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = wOff + 18L * b, xo = xqOff + 34L * b;
+            float d = halfAt(w, wo) * halfAt(xq, xo);
+            ByteVector q = Kernels.load16(w, wo + 2);
+            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8);
+            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
+            acc = Kernels.fma(s, d, acc);
+        }
+        return Kernels.sum(acc);
+    }
+}

@@ -1,0 +1,192 @@
+package dev.lathe.tensor.quant;
+
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.GgmlType;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static dev.lathe.tensor.quant.QuantMath.*;
+
+/**
+ * Q4_K: super-blocks of 256 = 8 sub-blocks of 32 with 6-bit scales and mins; layout fp16 d, fp16 dmin,
+ * scales[12], qs[128] (144 bytes). Mirrors ggml-quants.c quantize_row_q4_K_ref (make_qkx2_quants),
+ * quantize_row_q4_K_impl (importance: make_qkx3_quants + make_qp_quants), dequantize_row_q4_K and
+ * ggml_vec_dot_q4_K_q8_K.
+ */
+public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCodec {
+    public Q4_KCodec() {
+        super(GgmlType.Q4_K, 0, 2);
+    }
+
+    @Override
+    public GgmlType activationType() {
+        return GgmlType.Q8_K;
+    }
+
+    @Override
+    void dequantizeBlock(MemorySegment s, long o, float[] y, int yo) {
+        float d = halfAt(s, o), min = halfAt(s, o + 2);
+        long q = o + 16;
+        int is = 0;
+        for (int j = 0; j < 256; j += 64) {
+            float d1 = d * scaleK4(is, s, o + 4), m1 = min * minK4(is, s, o + 4);
+            float d2 = d * scaleK4(is + 1, s, o + 4), m2 = min * minK4(is + 1, s, o + 4);
+            for (int l = 0; l < 32; ++l) y[yo++] = d1 * (u8(s, q + l) & 0xF) - m1;
+            for (int l = 0; l < 32; ++l) y[yo++] = d2 * (u8(s, q + l) >> 4) - m2;
+            q += 32;
+            is += 2;
+        }
+    }
+
+    /** Shared tail of the K4/K5 quantizers: quantizes x with the stored 6-bit scales/mins into L. */
+    static void requantizeK(float[] x, int xb, byte[] sc12, float dAll, float mAll, byte[] L, int nmax) {
+        for (int j = 0; j < 8; ++j) {
+            float d = dAll * scaleK4(j, sc12);
+            if (d == 0) continue;
+            float dm = mAll * minK4(j, sc12);
+            for (int ii = 0; ii < 32; ++ii) {
+                int l = nearestInt((x[xb + 32 * j + ii] + dm) / d);
+                L[32 * j + ii] = (byte) Math.max(0, Math.min(nmax, l));
+            }
+        }
+    }
+
+    /** Scale search of quantize_row_q4_K_ref / q5_K_ref: 6-bit scales and mins from per-sub-block fits. */
+    static void refScales(float[] x, int xb, int nmax, float rmin, float rdelta, int nstep, byte[] L, byte[] sc12, short[] dOut) {
+        float[] weights = new float[32], mins = new float[8], scales = new float[8];
+        byte[] laux = new byte[32];
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 8; ++j) {
+            float sumX2 = 0;
+            for (int l = 0; l < 32; ++l) sumX2 += x[xb + 32 * j + l] * x[xb + 32 * j + l];
+            float avX = sqrtf(sumX2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = avX + Math.abs(x[xb + 32 * j + l]);
+            scales[j] = makeQkxQuants(false, 32, nmax, x, xb + 32 * j, weights, 0, L, 32 * j, mins, j, laux, rmin, rdelta, nstep, false);
+            if (scales[j] > maxScale) maxScale = scales[j];
+            if (mins[j] > maxMin) maxMin = mins[j];
+        }
+        float invScale = maxScale > 0 ? 63.f / maxScale : 0.f;
+        float invMin = maxMin > 0 ? 63.f / maxMin : 0.f;
+        int[] ls = new int[8], lm = new int[8];
+        for (int j = 0; j < 8; ++j) {
+            ls[j] = Math.min(63, nearestInt(invScale * scales[j]) & 0xff);
+            lm[j] = Math.min(63, nearestInt(invMin * mins[j]) & 0xff);
+        }
+        packScalesK4(sc12, ls, lm);
+        dOut[0] = fp16(maxScale / 63.f);
+        dOut[1] = fp16(maxMin / 63.f);
+    }
+
+    /** Scale search of quantize_row_q4_K_impl / q5_K_impl (qw may be null: weights av_x + |x|). */
+    static void implScales(float[] x, int xb, float[] qw, int qo, int nmax, byte[] L, byte[] sc12, short[] dOut, boolean clamp63) {
+        float[] weights = new float[32], mins = new float[8], scales = new float[8], sw = new float[8];
+        byte[] laux = new byte[32], Ls = new byte[8], Lm = new byte[8];
+        float sumX2 = 0;
+        for (int l = 0; l < 256; ++l) sumX2 += x[xb + l] * x[xb + l];
+        float sigma2 = 2 * sumX2 / 256;
+        float avX = sqrtf(sigma2);
+        for (int j = 0; j < 8; ++j) {
+            if (qw != null) {
+                for (int l = 0; l < 32; ++l) {
+                    float v = x[xb + 32 * j + l];
+                    weights[l] = qw[qo + 32 * j + l] * sqrtf(sigma2 + v * v);
+                }
+            } else {
+                for (int l = 0; l < 32; ++l) weights[l] = avX + Math.abs(x[xb + 32 * j + l]);
+            }
+            float sumw = 0;
+            for (int l = 0; l < 32; ++l) sumw += weights[l];
+            sw[j] = sumw;
+            scales[j] = makeQkxQuants(true, 32, nmax, x, xb + 32 * j, weights, 0, L, 32 * j, mins, j, laux, -0.9f, 0.05f, 36, false);
+        }
+        float dBlock = makeQpQuants(8, 63, scales, Ls, sw);
+        float mBlock = makeQpQuants(8, 63, mins, Lm, sw);
+        int[] ls = new int[8], lm = new int[8];
+        for (int j = 0; j < 8; ++j) {
+            ls[j] = Ls[j] & 0xff;
+            lm[j] = Lm[j] & 0xff;
+            if (clamp63) {
+                ls[j] = Math.min(63, ls[j]);
+                lm[j] = Math.min(63, lm[j]);
+            }
+        }
+        packScalesK4(sc12, ls, lm);
+        dOut[0] = fp16(dBlock);
+        dOut[1] = fp16(mBlock);
+    }
+
+    private static void write(byte[] sc12, short[] dm, byte[] L, MemorySegment dst, long off) {
+        byte[] blk = new byte[144];
+        Q4_1Codec.putShort(blk, 0, dm[0]);
+        Q4_1Codec.putShort(blk, 2, dm[1]);
+        System.arraycopy(sc12, 0, blk, 4, 12);
+        for (int j = 0, q = 16; j < 256; j += 64, q += 32) {
+            for (int l = 0; l < 32; ++l) blk[q + l] = (byte) (L[j + l] | (L[j + l + 32] << 4));
+        }
+        MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off, 144);
+    }
+
+    @Override
+    void quantizeRef(float[] x, int xo, int n, MemorySegment dst, long off) {
+        byte[] L = new byte[256], sc12 = new byte[12];
+        short[] dm = new short[2];
+        for (int i = 0; i < n / 256; i++) {
+            int xb = xo + 256 * i;
+            refScales(x, xb, 15, -1.f, 0.1f, 20, L, sc12, dm);
+            requantizeK(x, xb, sc12, f16(dm[0]), f16(dm[1]), L, 15);
+            write(sc12, dm, L, dst, off + 144L * i);
+        }
+    }
+
+    @Override
+    void quantizeWeighted(float[] x, int xo, int n, float[] qw, MemorySegment dst, long off) {
+        byte[] L = new byte[256], sc12 = new byte[12];
+        short[] dm = new short[2];
+        for (int i = 0; i < n / 256; i++) {
+            int xb = xo + 256 * i;
+            implScales(x, xb, qw, 256 * i, 15, L, sc12, dm, false);
+            requantizeK(x, xb, sc12, f16(dm[0]), f16(dm[1]), L, 15);
+            write(sc12, dm, L, dst, off + 144L * i);
+        }
+    }
+
+    /** Sum over the 8 sub-blocks of min_j * (bsums[2j] + bsums[2j+1]). */
+    static int minTerm(MemorySegment w, long scOff, MemorySegment xq, long xo) {
+        int summs = 0;
+        for (int j = 0; j < 8; ++j) {
+            int bs = xq.get(I16, xo + 260 + 4 * j) + xq.get(I16, xo + 262 + 4 * j);
+            summs += minK4(j, w, scOff) * bs;
+        }
+        return summs;
+    }
+
+    @Override
+    public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        float sumMins = 0;
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 144L * i, xo = xqOff + 292L * i;
+            float dy = xq.get(F32, xo);
+            sumMins += dy * halfAt(w, wo + 2) * minTerm(w, wo + 4, xq, xo);
+            IntVector isum = IntVector.zero(Kernels.I);
+            for (int j = 0; j < 4; ++j) {
+                int s1 = scaleK4(2 * j, w, wo + 4), s2 = scaleK4(2 * j + 1, w, wo + 4);
+                long x8 = xo + 4 + 64 * j;
+                for (int g = 0; g < 2; ++g) {
+                    ByteVector q = Kernels.load16(w, wo + 16 + 32 * j + 16 * g);
+                    ByteVector lo = q.and((byte) 0x0F), hi = q.lanewise(VectorOperators.LSHR, 4);
+                    isum = isum.add(Kernels.mul16(lo, Kernels.load16(xq, x8 + 16 * g)).mul(s1))
+                            .add(Kernels.mul16(hi, Kernels.load16(xq, x8 + 32 + 16 * g)).mul(s2));
+                }
+            }
+            acc = Kernels.fma(isum, dy * halfAt(w, wo), acc);
+        }
+        return Kernels.sum(acc) - sumMins;
+    }
+}

@@ -1,0 +1,128 @@
+package dev.lathe.tensor.quant;
+
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.GgmlType;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static dev.lathe.tensor.quant.QuantMath.*;
+
+/**
+ * Q5_K: super-blocks of 256 = 8 sub-blocks of 32, 5-bit quants with 6-bit scales and mins; layout fp16 d,
+ * fp16 dmin, scales[12], qh[32], qs[128] (176 bytes). Mirrors ggml-quants.c quantize_row_q5_K_ref
+ * (make_qkx2_quants), quantize_row_q5_K_impl (importance: make_qkx3_quants + make_qp_quants),
+ * dequantize_row_q5_K and ggml_vec_dot_q5_K_q8_K.
+ */
+public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCodec {
+    public Q5_KCodec() {
+        super(GgmlType.Q5_K, 0, 2);
+    }
+
+    @Override
+    public GgmlType activationType() {
+        return GgmlType.Q8_K;
+    }
+
+    @Override
+    void dequantizeBlock(MemorySegment s, long o, float[] y, int yo) {
+        float d = halfAt(s, o), min = halfAt(s, o + 2);
+        long ql = o + 48, qh = o + 16;
+        int is = 0;
+        int u1 = 1, u2 = 2;
+        for (int j = 0; j < 256; j += 64) {
+            float d1 = d * scaleK4(is, s, o + 4), m1 = min * minK4(is, s, o + 4);
+            float d2 = d * scaleK4(is + 1, s, o + 4), m2 = min * minK4(is + 1, s, o + 4);
+            for (int l = 0; l < 32; ++l) y[yo++] = d1 * ((u8(s, ql + l) & 0xF) + ((u8(s, qh + l) & u1) != 0 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; ++l) y[yo++] = d2 * ((u8(s, ql + l) >> 4) + ((u8(s, qh + l) & u2) != 0 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 <<= 2;
+            u2 <<= 2;
+        }
+    }
+
+    private static void write(byte[] sc12, short[] dm, byte[] L, MemorySegment dst, long off) {
+        byte[] blk = new byte[176];
+        Q4_1Codec.putShort(blk, 0, dm[0]);
+        Q4_1Codec.putShort(blk, 2, dm[1]);
+        System.arraycopy(sc12, 0, blk, 4, 12);
+        int m1 = 1, m2 = 2;
+        int ql = 48;
+        for (int n = 0; n < 256; n += 64) {
+            for (int j = 0; j < 32; ++j) {
+                int l1 = L[n + j];
+                if (l1 > 15) {
+                    l1 -= 16;
+                    blk[16 + j] |= (byte) m1;
+                }
+                int l2 = L[n + j + 32];
+                if (l2 > 15) {
+                    l2 -= 16;
+                    blk[16 + j] |= (byte) m2;
+                }
+                blk[ql + j] = (byte) (l1 | (l2 << 4));
+            }
+            m1 <<= 2;
+            m2 <<= 2;
+            ql += 32;
+        }
+        MemorySegment.copy(blk, 0, dst, ValueLayout.JAVA_BYTE, off, 176);
+    }
+
+    @Override
+    void quantizeRef(float[] x, int xo, int n, MemorySegment dst, long off) {
+        byte[] L = new byte[256], sc12 = new byte[12];
+        short[] dm = new short[2];
+        for (int i = 0; i < n / 256; i++) {
+            int xb = xo + 256 * i;
+            Q4_KCodec.refScales(x, xb, 31, -0.5f, 0.1f, 15, L, sc12, dm);
+            Q4_KCodec.requantizeK(x, xb, sc12, f16(dm[0]), f16(dm[1]), L, 31);
+            write(sc12, dm, L, dst, off + 176L * i);
+        }
+    }
+
+    @Override
+    void quantizeWeighted(float[] x, int xo, int n, float[] qw, MemorySegment dst, long off) {
+        byte[] L = new byte[256], sc12 = new byte[12];
+        short[] dm = new short[2];
+        for (int i = 0; i < n / 256; i++) {
+            int xb = xo + 256 * i;
+            Q4_KCodec.implScales(x, xb, qw, 256 * i, 31, L, sc12, dm, true);
+            Q4_KCodec.requantizeK(x, xb, sc12, f16(dm[0]), f16(dm[1]), L, 31);
+            write(sc12, dm, L, dst, off + 176L * i);
+        }
+    }
+
+    @Override
+    public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        float sumMins = 0;
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 176L * i, xo = xqOff + 292L * i;
+            float dy = xq.get(F32, xo);
+            sumMins += dy * halfAt(w, wo + 2) * Q4_KCodec.minTerm(w, wo + 4, xq, xo);
+            ByteVector h0 = Kernels.load16(w, wo + 16), h1 = Kernels.load16(w, wo + 32);
+            IntVector isum = IntVector.zero(Kernels.I);
+            for (int j = 0; j < 4; ++j) {
+                int s1 = scaleK4(2 * j, w, wo + 4), s2 = scaleK4(2 * j + 1, w, wo + 4);
+                long x8 = xo + 4 + 64 * j;
+                for (int g = 0; g < 2; ++g) {
+                    ByteVector h = g == 0 ? h0 : h1;
+                    ByteVector q = Kernels.load16(w, wo + 48 + 32 * j + 16 * g);
+                    ByteVector lo = q.and((byte) 0x0F).or(h.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
+                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
+                    isum = isum.add(Kernels.mul16(lo, Kernels.load16(xq, x8 + 16 * g)).mul(s1))
+                            .add(Kernels.mul16(hi, Kernels.load16(xq, x8 + 32 + 16 * g)).mul(s2));
+                }
+            }
+            acc = Kernels.fma(isum, dy * halfAt(w, wo), acc);
+        }
+        return Kernels.sum(acc) - sumMins;
+    }
+}

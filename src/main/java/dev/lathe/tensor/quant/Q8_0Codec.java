@@ -1,0 +1,96 @@
+package dev.lathe.tensor.quant;
+
+import dev.lathe.LatheException;
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.ActivationQuantizer;
+import dev.lathe.tensor.GgmlType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.lathe.tensor.quant.QuantMath.*;
+
+/**
+ * Q8_0: blocks of 32 int8 with an fp16 scale (34 bytes). Mirrors ggml-quants.c quantize_row_q8_0_ref
+ * (what llama-quantize runs via quantize_q8_0; importance is ignored there too) and dequantize_row_q8_0;
+ * {@link #quantizeActivations} mirrors ggml-cpu-quants.c quantize_row_q8_0 (AVX path) and
+ * {@link #dotQuantized} ggml_vec_dot_q8_0_q8_0.
+ */
+public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCodec, ActivationQuantizer {
+    public Q8_0Codec() {
+        super(GgmlType.Q8_0, 0);
+    }
+
+    @Override
+    public GgmlType activationType() {
+        return GgmlType.Q8_0;
+    }
+
+    @Override
+    void dequantizeBlock(MemorySegment s, long o, float[] y, int yo) {
+        float d = halfAt(s, o);
+        for (int j = 0; j < 32; j++) y[yo + j] = s8(s, o + 2 + j) * d;
+    }
+
+    @Override
+    void quantizeRef(float[] x, int xo, int n, MemorySegment dst, long off) {
+        byte[] blk = new byte[34];
+        for (int i = 0; i < n / 32; i++) {
+            int b = xo + 32 * i;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) {
+                float v = Math.abs(x[b + j]);
+                amax = amax > v ? amax : v;
+            }
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            short h = fp16(d);
+            blk[0] = (byte) h;
+            blk[1] = (byte) (h >> 8);
+            for (int j = 0; j < 32; j++) blk[2 + j] = (byte) cvtt(roundf(x[b + j] * id));
+            MemorySegment.copy(blk, 0, dst, java.lang.foreign.ValueLayout.JAVA_BYTE, off + 34L * i, 34);
+        }
+    }
+
+    @Override
+    void quantizeWeighted(float[] x, int xo, int n, float[] qw, MemorySegment dst, long off) {
+        quantizeRef(x, xo, n, dst, off); // quantize_q8_0 ignores quant_weights
+    }
+
+    @Override
+    public void quantizeActivations(float[] x, int xOff, int n, MemorySegment dst, long off) {
+        checkBlocks(type, n);
+        byte[] blk = new byte[34];
+        for (int i = 0; i < n / 32; i++) {
+            int b = xOff + 32 * i;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]));
+            if (!Float.isFinite(amax)) throw new LatheException("cannot quantize activations to Q8_0: non-finite value in block " + i);
+            float d = amax / 127.f;
+            float id = amax != 0.0f ? 127.f / amax : 0.0f;
+            short h = fp16(d);
+            blk[0] = (byte) h;
+            blk[1] = (byte) (h >> 8);
+            for (int j = 0; j < 32; j++) {
+                int q = cvtt((float) Math.rint(x[b + j] * id)); // _mm256_round_ps + _mm256_cvtps_epi32
+                blk[2 + j] = (byte) Math.max(-128, Math.min(127, q)); // packs: signed saturation
+            }
+            MemorySegment.copy(blk, 0, dst, java.lang.foreign.ValueLayout.JAVA_BYTE, off + 34L * i, 34);
+        }
+    }
+
+    @Override
+    public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = wOff + 34L * b, xo = xqOff + 34L * b;
+            float d = halfAt(w, wo) * halfAt(xq, xo);
+            IntVector s = Kernels.mul16(Kernels.load16(w, wo + 2), Kernels.load16(xq, xo + 2))
+                    .add(Kernels.mul16(Kernels.load16(w, wo + 18), Kernels.load16(xq, xo + 18)));
+            acc = Kernels.fma(s, d, acc);
+        }
+        return Kernels.sum(acc);
+    }
+}
