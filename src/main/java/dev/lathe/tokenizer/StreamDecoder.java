@@ -24,24 +24,29 @@ public final class StreamDecoder {
     /** Adds one token; returns the newly completed text (possibly empty). */
     public String push(int id) {
         byte[] piece = tokenizer.pieceBytes(id, false);
-        int from = 0;
-        if (piece.length > 0 && stripLeadingSpace) {
-            if (piece[0] == ' ') from = 1;
-            stripLeadingSpace = false;
-        }
-        pending.write(piece, from, piece.length - from);
+        pending.write(piece, 0, piece.length);
         byte[] buf = pending.toByteArray();
         int complete = completePrefix(buf);
         pending.reset();
         pending.write(buf, complete, buf.length - complete);
-        return new String(buf, 0, complete, StandardCharsets.UTF_8);
+        return finish(new String(buf, 0, complete, StandardCharsets.UTF_8));
     }
 
     /** Returns whatever is still held (an unfinished sequence becomes U+FFFD) and empties the decoder. */
     public String flush() {
         byte[] buf = pending.toByteArray();
         pending.reset();
-        return new String(buf, StandardCharsets.UTF_8);
+        return finish(new String(buf, StandardCharsets.UTF_8));
+    }
+
+    private String finish(String s) {
+        if (s.isEmpty()) return s;
+        if (tokenizer.vocabulary().isSpm()) s = s.replace('\u2581', ' ');
+        if (stripLeadingSpace) {
+            stripLeadingSpace = false;
+            if (s.charAt(0) == ' ') s = s.substring(1);
+        }
+        return s;
     }
 
     /** Length of the longest prefix that does not end inside an unfinished (so far valid) UTF-8 sequence. */

@@ -26,7 +26,10 @@ public interface Tokenizer {
     /**
      * Text of the ids: control and unknown tokens are dropped, byte tokens are joined into UTF-8 (invalid
      * sequences become U+FFFD), and when the vocabulary adds a space prefix the one leading space of the
-     * first piece is removed (so {@code decode(encode(x)) == x} for SPM vocabularies, as with HF).
+     * text is removed (so {@code decode(encode(x)) == x} for SPM vocabularies, as with HF). In SPM vocabularies
+     * every U+2581 in the output becomes a space, also one spelled with byte tokens (llama.cpp leaves those),
+     * so a literal U+2581 in the encoded text comes back as a space. BPE vocabularies apply llama.cpp's
+     * clean-up of spaces before punctuation when {@link Vocabulary#cleanSpaces()} is set.
      */
     String decode(int[] ids);
 

@@ -143,17 +143,22 @@ abstract sealed class VocabTokenizer implements Tokenizer permits SpmTokenizer, 
     @Override
     public String decode(int[] ids, boolean renderSpecial) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(ids.length * 4);
-        boolean first = true;
         for (int id : ids) {
             byte[] p = pieceBytes(id, renderSpecial);
-            if (p.length == 0) continue;
-            int from = first && vocab.addSpacePrefix() && p[0] == ' ' ? 1 : 0;
-            first = false;
-            out.write(p, from, p.length - from);
+            out.write(p, 0, p.length);
         }
         byte[] b = out.toByteArray();
         if (vocab.cleanSpaces()) b = cleanSpaces(b);
-        return new String(b, StandardCharsets.UTF_8);
+        String text = finishText(new String(b, StandardCharsets.UTF_8));
+        return vocab.addSpacePrefix() && text.startsWith(" ") ? text.substring(1) : text;
+    }
+
+    /**
+     * SPM: U+2581 that came out of byte tokens is an escaped space too (llama.cpp only unescapes it inside
+     * normal tokens); mapping it back makes {@code decode(encode(x)) == x} for text without a literal U+2581.
+     */
+    String finishText(String s) {
+        return vocab.isSpm() ? s.replace(SpmTokenizer.SPACE, ' ') : s;
     }
 
     @Override
