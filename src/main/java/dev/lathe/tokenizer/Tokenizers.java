@@ -131,8 +131,8 @@ public final class Tokenizers {
             ignoreMerges = LLAMA3_LIKE.contains(pre);
             cleanSpaces = !NO_CLEAN_SPACES.contains(pre);
             addSpacePrefix = false;
-            bos = 11; // llama.cpp's defaults for BPE vocabularies
-            eos = 11;
+            bos = -1; // llama.cpp defaults to 11 (a Falcon id); absent here means none
+            eos = -1;
             unk = -1;
         }
         bos = specialId(f, KEY_BOS, bos, n);
