@@ -1,0 +1,140 @@
+package dev.lathe.model;
+
+import dev.lathe.LatheException;
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.BlockCodec;
+import dev.lathe.tensor.BlockCodecs;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A linear layer over block-quantized weights (any type with a {@link BlockCodec}), read in place; nothing
+ * is dequantized at load. When the codec is an {@link ActivationQuantizedCodec} the input rows are first
+ * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
+ * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. Output rows are split over
+ * all threads; within a chunk, each tile of weight rows is multiplied with every input row before moving
+ * on, so a weight row is fetched from memory once per call.
+ */
+public final class QuantLinear implements Linear {
+    private static final int TILE = 4;
+    private static final ThreadLocal<byte[][]> XQ = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    private final Tensor weight;
+    private final MemorySegment data;
+    private final BlockCodec codec;
+    private final ActivationQuantizedCodec aq;
+    private final BlockCodec actCodec;
+    private final long actRowBytes;
+    private final int in;
+    private final int out;
+    private final long rowBytes;
+    private final Parallel pool;
+    private boolean useQuantizedActivations;
+
+    public QuantLinear(Tensor weight) {
+        this(weight, Parallel.common());
+    }
+
+    public QuantLinear(Tensor weight, Parallel pool) {
+        if (weight.dims() != 2) throw new LatheException(weight.name() + ": a linear weight must be 2-D, got " + weight);
+        if (weight.cols() > Integer.MAX_VALUE || weight.rows() > Integer.MAX_VALUE) throw new LatheException(weight.name() + ": absurd shape " + weight);
+        this.weight = weight;
+        this.data = weight.data();
+        this.codec = BlockCodecs.get(weight.type());
+        this.in = (int) weight.cols();
+        this.out = (int) weight.rows();
+        this.rowBytes = weight.rowBytes();
+        this.pool = pool;
+        ActivationQuantizedCodec a = codec instanceof ActivationQuantizedCodec q && BlockCodecs.supports(q.activationType()) ? q : null;
+        if (a != null && in % a.activationType().blockSize != 0) a = null;
+        this.aq = a;
+        this.actCodec = a == null ? null : BlockCodecs.get(a.activationType());
+        this.actRowBytes = a == null ? 0 : a.activationType().bytesFor(in);
+        this.useQuantizedActivations = a != null;
+    }
+
+    public Tensor weight() {
+        return weight;
+    }
+
+    /** True when input rows are quantized to {@link #activationType()} before the dots (llama.cpp's path). */
+    public boolean usesQuantizedActivations() {
+        return useQuantizedActivations;
+    }
+
+    /** The activation type, or null when the float path is used. */
+    public GgmlType activationType() {
+        return useQuantizedActivations ? aq.activationType() : null;
+    }
+
+    /** Forces the float-activation path (dequantize-and-multiply semantics) or restores the default. */
+    public QuantLinear quantizedActivations(boolean on) {
+        this.useQuantizedActivations = on && aq != null;
+        return this;
+    }
+
+    @Override
+    public int inFeatures() {
+        return in;
+    }
+
+    @Override
+    public int outFeatures() {
+        return out;
+    }
+
+    @Override
+    public long storageBytes() {
+        return data.byteSize();
+    }
+
+    @Override
+    public String typeName() {
+        return weight.type().name();
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        if (n <= 0) return;
+        if (x.length < (long) n * in || y.length < (long) n * out) {
+            throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
+        }
+        int tiles = (out + TILE - 1) / TILE;
+        long work = (long) TILE * in * n;
+        int minChunk = (int) Math.max(1, Math.min(tiles, 32768 / Math.max(1, work)));
+        if (useQuantizedActivations) {
+            long need = actRowBytes * n;
+            if (need > Integer.MAX_VALUE - 64) throw new IllegalArgumentException(weight.name() + ": batch too large");
+            byte[][] holder = XQ.get();
+            if (holder[0].length < need) holder[0] = new byte[(int) Math.max(need, holder[0].length * 3L / 2)];
+            MemorySegment xq = MemorySegment.ofArray(holder[0]);
+            pool.forRange(n, 1, (w, from, to) -> {
+                for (int i = from; i < to; i++) actCodec.quantize(x, i * in, in, null, xq, i * actRowBytes);
+            });
+            ActivationQuantizedCodec q = aq;
+            pool.forRange(tiles, minChunk, (worker, from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int r0 = t * TILE, r1 = Math.min(out, r0 + TILE);
+                    for (int i = 0; i < n; i++) {
+                        long xo = i * actRowBytes;
+                        int yo = i * out;
+                        for (int r = r0; r < r1; r++) y[yo + r] = q.dotQuantized(data, r * rowBytes, xq, xo, in);
+                    }
+                }
+            });
+        } else {
+            BlockCodec c = codec;
+            pool.forRange(tiles, minChunk, (worker, from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int r0 = t * TILE, r1 = Math.min(out, r0 + TILE);
+                    for (int i = 0; i < n; i++) {
+                        int xo = i * in, yo = i * out;
+                        for (int r = r0; r < r1; r++) y[yo + r] = c.dot(data, r * rowBytes, x, xo, in);
+                    }
+                }
+            });
+        }
+    }
+}
