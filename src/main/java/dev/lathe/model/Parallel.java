@@ -1,8 +1,8 @@
 package dev.lathe.model;
 
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A small reusable thread pool for data-parallel loops (matmul rows, attention heads). The calling thread
@@ -22,7 +22,7 @@ public final class Parallel implements AutoCloseable {
 
     private final int threads;
     private final Thread[] workers;
-    private final ReentrantLock lock = new ReentrantLock();
+    private final AtomicBoolean busy = new AtomicBoolean();
     private final AtomicInteger next = new AtomicInteger();
     private final AtomicInteger active = new AtomicInteger();
     private volatile int generation;
@@ -81,7 +81,7 @@ public final class Parallel implements AutoCloseable {
     public void forRange(int n, int minChunk, Body b) {
         if (n <= 0) return;
         minChunk = Math.max(1, minChunk);
-        if (threads == 1 || n <= minChunk || closed || !lock.tryLock()) {
+        if (threads == 1 || n <= minChunk || closed || !busy.compareAndSet(false, true)) {
             b.run(0, 0, n);
             return;
         }
@@ -109,7 +109,7 @@ public final class Parallel implements AutoCloseable {
             if (err instanceof Error e) throw e;
             if (err != null) throw new RuntimeException(err);
         } finally {
-            lock.unlock();
+            busy.set(false);
         }
     }
 

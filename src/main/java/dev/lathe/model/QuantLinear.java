@@ -38,19 +38,34 @@ public final class QuantLinear implements Linear {
     }
 
     public QuantLinear(Tensor weight, Parallel pool) {
+        this(weight, BlockCodecs.get(weight.type()), null, pool);
+    }
+
+    /**
+     * With explicit codecs: {@code activationCodec} quantizes input rows for an {@link ActivationQuantizedCodec}
+     * (null: take it from {@link BlockCodecs}, or use the float path if it is not registered).
+     */
+    public QuantLinear(Tensor weight, BlockCodec codec, BlockCodec activationCodec, Parallel pool) {
         if (weight.dims() != 2) throw new LatheException(weight.name() + ": a linear weight must be 2-D, got " + weight);
         if (weight.cols() > Integer.MAX_VALUE || weight.rows() > Integer.MAX_VALUE) throw new LatheException(weight.name() + ": absurd shape " + weight);
+        if (codec.type() != weight.type()) throw new IllegalArgumentException(weight.name() + ": codec for " + codec.type() + " given for a " + weight.type() + " tensor");
         this.weight = weight;
         this.data = weight.data();
-        this.codec = BlockCodecs.get(weight.type());
+        this.codec = codec;
         this.in = (int) weight.cols();
         this.out = (int) weight.rows();
         this.rowBytes = weight.rowBytes();
         this.pool = pool;
-        ActivationQuantizedCodec a = codec instanceof ActivationQuantizedCodec q && BlockCodecs.supports(q.activationType()) ? q : null;
-        if (a != null && in % a.activationType().blockSize != 0) a = null;
+        ActivationQuantizedCodec a = codec instanceof ActivationQuantizedCodec q ? q : null;
+        BlockCodec ac = null;
+        if (a != null) {
+            GgmlType at = a.activationType();
+            if (activationCodec != null && activationCodec.type() == at) ac = activationCodec;
+            else if (BlockCodecs.supports(at)) ac = BlockCodecs.get(at);
+            if (ac == null || in % at.blockSize != 0) a = null;
+        }
         this.aq = a;
-        this.actCodec = a == null ? null : BlockCodecs.get(a.activationType());
+        this.actCodec = a == null ? null : ac;
         this.actRowBytes = a == null ? 0 : a.activationType().bytesFor(in);
         this.useQuantizedActivations = a != null;
     }
