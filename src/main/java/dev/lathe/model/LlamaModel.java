@@ -483,10 +483,10 @@ public final class LlamaModel {
         int i = from;
         for (; i + L <= to; i += L) {
             FloatVector gv = FloatVector.fromArray(F, g, i);
-            FloatVector sig = gv.neg().lanewise(VectorOperators.EXP).add(1f);
+            FloatVector sig = VecMath.exp(gv.neg()).add(1f);
             gv.div(sig).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
         }
-        for (; i < to; i++) g[i] = (float) (g[i] / (1.0 + Math.exp(-g[i]))) * u[i];
+        for (; i < to; i++) g[i] = g[i] / (VecMath.exp(-g[i]) + 1f) * u[i];
     }
 
     private void rope(float[] a, int n, int heads, int pos0) {
@@ -581,12 +581,12 @@ public final class LlamaModel {
         double sum = 0;
         int i = 0;
         for (; i + L <= n; i += L) {
-            FloatVector e = FloatVector.fromArray(F, a, i).sub(max).lanewise(VectorOperators.EXP);
+            FloatVector e = VecMath.exp(FloatVector.fromArray(F, a, i).sub(max));
             e.intoArray(a, i);
             sum += e.reduceLanes(VectorOperators.ADD);
         }
         for (; i < n; i++) {
-            float e = (float) Math.exp(a[i] - max);
+            float e = VecMath.exp(a[i] - max);
             a[i] = e;
             sum += e;
         }
