@@ -145,7 +145,7 @@ public final class DenseLinear implements Linear {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
         for (; i + L <= n; i += L) acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VecMath.sum(acc);
         for (; i < n; i++) s += a[aOff + i] * b[bOff + i];
         return s;
     }
@@ -162,8 +162,8 @@ public final class DenseLinear implements Linear {
             a2 = FloatVector.fromArray(F, w, 2 * n + i).fma(xv, a2);
             a3 = FloatVector.fromArray(F, w, 3 * n + i).fma(xv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
         for (; i < n; i++) {
             float xv = x[xo + i];
             s0 += w[i] * xv;
@@ -202,14 +202,14 @@ public final class DenseLinear implements Linear {
             a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
         }
         int y0 = xi * out + r0, y1 = y0 + out, y2 = y1 + out, y3 = y2 + out;
-        y[y0] = a00.reduceLanes(VectorOperators.ADD); y[y1] = a01.reduceLanes(VectorOperators.ADD);
-        y[y2] = a02.reduceLanes(VectorOperators.ADD); y[y3] = a03.reduceLanes(VectorOperators.ADD);
-        y[y0 + 1] = a10.reduceLanes(VectorOperators.ADD); y[y1 + 1] = a11.reduceLanes(VectorOperators.ADD);
-        y[y2 + 1] = a12.reduceLanes(VectorOperators.ADD); y[y3 + 1] = a13.reduceLanes(VectorOperators.ADD);
-        y[y0 + 2] = a20.reduceLanes(VectorOperators.ADD); y[y1 + 2] = a21.reduceLanes(VectorOperators.ADD);
-        y[y2 + 2] = a22.reduceLanes(VectorOperators.ADD); y[y3 + 2] = a23.reduceLanes(VectorOperators.ADD);
-        y[y0 + 3] = a30.reduceLanes(VectorOperators.ADD); y[y1 + 3] = a31.reduceLanes(VectorOperators.ADD);
-        y[y2 + 3] = a32.reduceLanes(VectorOperators.ADD); y[y3 + 3] = a33.reduceLanes(VectorOperators.ADD);
+        y[y0] = VecMath.sum(a00); y[y1] = VecMath.sum(a01);
+        y[y2] = VecMath.sum(a02); y[y3] = VecMath.sum(a03);
+        y[y0 + 1] = VecMath.sum(a10); y[y1 + 1] = VecMath.sum(a11);
+        y[y2 + 1] = VecMath.sum(a12); y[y3 + 1] = VecMath.sum(a13);
+        y[y0 + 2] = VecMath.sum(a20); y[y1 + 2] = VecMath.sum(a21);
+        y[y2 + 2] = VecMath.sum(a22); y[y3 + 2] = VecMath.sum(a23);
+        y[y0 + 3] = VecMath.sum(a30); y[y1 + 3] = VecMath.sum(a31);
+        y[y2 + 3] = VecMath.sum(a32); y[y3 + 3] = VecMath.sum(a33);
         if (i < n) {
             for (int c = 0; c < TX; c++) {
                 int xo = x0 + c * n;

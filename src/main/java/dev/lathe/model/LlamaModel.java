@@ -444,7 +444,7 @@ public final class LlamaModel {
         int i = 0;
         for (; i + L <= dim; i += L) {
             FloatVector v = FloatVector.fromArray(F, x, xo + i);
-            ss += v.mul(v).reduceLanes(VectorOperators.ADD);
+            ss += VecMath.sum(v.mul(v));
         }
         for (; i < dim; i++) ss += x[xo + i] * x[xo + i];
         float scale = (float) (1.0 / Math.sqrt((float) (ss / dim) + eps));
@@ -583,7 +583,7 @@ public final class LlamaModel {
         for (; i + L <= n; i += L) {
             FloatVector e = VecMath.exp(FloatVector.fromArray(F, a, i).sub(max));
             e.intoArray(a, i);
-            sum += e.reduceLanes(VectorOperators.ADD);
+            sum += VecMath.sum(e);
         }
         for (; i < n; i++) {
             float e = VecMath.exp(a[i] - max);

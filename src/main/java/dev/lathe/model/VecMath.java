@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -24,6 +25,26 @@ final class VecMath {
             P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
 
     private VecMath() {}
+
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] FOLD = new VectorShuffle[Integer.numberOfTrailingZeros(F.length())];
+
+    static {
+        int L = F.length();
+        for (int k = 0, step = L / 2; step >= 1; k++, step /= 2) {
+            final int st = step;
+            FOLD[k] = VectorShuffle.fromOp(F, i -> (i + st) % L);
+        }
+    }
+
+    /**
+     * Sum of the lanes in a fixed pairwise order. {@code reduceLanes(ADD)} may sum in a different order once
+     * compiled than when interpreted, which makes the same computation give different bits over a run.
+     */
+    static float sum(FloatVector v) {
+        for (VectorShuffle<Float> s : FOLD) v = v.add(v.rearrange(s));
+        return v.lane(0);
+    }
 
     static FloatVector exp(FloatVector x) {
         VectorMask<Float> over = x.compare(VectorOperators.GT, MAX);
