@@ -24,7 +24,6 @@ public final class Parallel implements AutoCloseable {
     private final Thread[] workers;
     private final AtomicBoolean busy = new AtomicBoolean();
     private final AtomicInteger next = new AtomicInteger();
-    private final AtomicInteger active = new AtomicInteger();
     private volatile int generation;
     private volatile boolean closed;
     private volatile Body body;
@@ -92,12 +91,14 @@ public final class Parallel implements AutoCloseable {
             this.total = n;
             this.grain = g;
             next.set(0);
-            active.set(workers.length);
-            generation = generation + 1;
+            int gen = generation + 1;
+            generation = gen;
             for (Thread t : workers) LockSupport.unpark(t);
             Throwable err = drain(0);
+            // every chunk is claimed; late workers must not start, and running ones must finish
+            finished = gen;
             int spins = 0;
-            while (active.get() > 0) {
+            while (inside.get() > 0) {
                 if (++spins < 2000) Thread.onSpinWait();
                 else Thread.yield();
             }
@@ -112,6 +113,9 @@ public final class Parallel implements AutoCloseable {
             busy.set(false);
         }
     }
+
+    private final AtomicInteger inside = new AtomicInteger();
+    private volatile int finished;
 
     private volatile Throwable workerError;
 
@@ -141,10 +145,18 @@ public final class Parallel implements AutoCloseable {
                 else LockSupport.parkNanos(this, 1_000_000L);
             }
             if (closed) break;
-            seen = generation;
-            Throwable err = drain(id);
-            if (err != null) workerError = err;
-            active.decrementAndGet();
+            int gen = generation;
+            seen = gen;
+            inside.incrementAndGet();
+            try {
+                // the caller may already have done all the work (this thread was slow to be scheduled)
+                if (generation == gen && finished != gen) {
+                    Throwable err = drain(id);
+                    if (err != null) workerError = err;
+                }
+            } finally {
+                inside.decrementAndGet();
+            }
         }
     }
 
