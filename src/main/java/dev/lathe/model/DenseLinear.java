@@ -15,14 +15,18 @@ import java.nio.ByteOrder;
 
 /**
  * A linear layer whose weights are stored as F32, F16 or BF16, read in place (e.g. from a mapped file).
- * Both kernels work on tiles of {@value #TR} weight rows that are widened once into a per-thread float
- * buffer and then multiplied with {@value #TX} input rows at a time (register-blocked FMA), so each weight
- * row is read from memory once per call whatever the batch size. Every (row, input) dot product is summed
+ * Output rows are split over all threads in panels of {@value #PANEL} rows, widened once into a per-thread
+ * float buffer (so each weight row is read from memory once per call whatever the batch size) and multiplied
+ * in tiles of {@value #TR} weight rows by {@value #TX} input rows (register-blocked FMA), input rows taken in
+ * blocks of {@value #XB} that stay in cache across the panel. Every (row, input) dot product is summed
  * in the same order in the batched and the single-row kernels, so decode and prefill agree bit for bit.
  */
 public final class DenseLinear implements Linear {
     static final int TR = 4;
     static final int TX = 4;
+    /** Weight rows widened at once; each block of {@value #XB} input rows is reused across them from cache. */
+    static final int PANEL = 16;
+    static final int XB = 32;
     private static final VectorSpecies<Float> F = VectorKernels.F;
     private static final int L = F.length();
     private static final VectorSpecies<Short> S = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
@@ -48,7 +52,7 @@ public final class DenseLinear implements Linear {
             throw new LatheException(weight.name() + ": DenseLinear needs F32, F16 or BF16, not " + t);
         }
         if (weight.dims() != 2) throw new LatheException(weight.name() + ": a linear weight must be 2-D, got " + weight);
-        if (weight.cols() > Integer.MAX_VALUE / TR || weight.rows() > Integer.MAX_VALUE) {
+        if (weight.cols() > Integer.MAX_VALUE / PANEL || weight.rows() > Integer.MAX_VALUE) {
             throw new LatheException(weight.name() + ": absurd shape " + weight);
         }
         this.weight = weight;
@@ -58,7 +62,7 @@ public final class DenseLinear implements Linear {
         this.out = (int) weight.rows();
         this.rowBytes = weight.rowBytes();
         this.pool = pool;
-        this.scratch = new float[pool.threads()][TR * in];
+        this.scratch = new float[pool.threads()][PANEL * in];
     }
 
     public Tensor weight() {
@@ -91,23 +95,27 @@ public final class DenseLinear implements Linear {
         if (x.length < (long) n * in || y.length < (long) n * out) {
             throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
         }
-        int tiles = (out + TR - 1) / TR;
+        int panels = (out + PANEL - 1) / PANEL;
         // enough multiply-adds per chunk to pay for the hand-off
-        long work = (long) TR * in * n;
-        int minChunk = (int) Math.max(1, Math.min(tiles, 32768 / Math.max(1, work)));
-        pool.forRange(tiles, minChunk, (worker, from, to) -> {
+        long work = (long) PANEL * in * n;
+        int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
+        pool.forRange(panels, minChunk, (worker, from, to) -> {
             float[] w = scratch[worker];
-            for (int t = from; t < to; t++) {
-                int r0 = t * TR;
-                int nr = Math.min(TR, out - r0);
+            for (int p = from; p < to; p++) {
+                int r0 = p * PANEL;
+                int nr = Math.min(PANEL, out - r0);
                 widen(r0, nr, w);
-                if (nr == TR) {
-                    int i = 0;
-                    for (; i + TX <= n; i += TX) kernel4x4(w, x, i, y, r0);
-                    for (; i < n; i++) kernel4x1(w, x, i, y, r0);
-                } else {
-                    for (int r = 0; r < nr; r++) {
-                        for (int i = 0; i < n; i++) y[i * out + r0 + r] = dot(w, r * in, x, i * in, in);
+                int full = nr / TR;
+                for (int xb = 0; xb < n; xb += XB) {
+                    int xe = Math.min(n, xb + XB);
+                    for (int t = 0; t < full; t++) {
+                        int wo = t * TR * in, rr = r0 + t * TR;
+                        int i = xb;
+                        for (; i + TX <= xe; i += TX) kernel4x4(w, wo, x, i, y, rr);
+                        for (; i < xe; i++) kernel4x1(w, wo, x, i, y, rr);
+                    }
+                    for (int r = full * TR; r < nr; r++) {
+                        for (int i = xb; i < xe; i++) y[i * out + r0 + r] = dot(w, r * in, x, i * in, in);
                     }
                 }
             }
@@ -150,26 +158,26 @@ public final class DenseLinear implements Linear {
         return s;
     }
 
-    private void kernel4x1(float[] w, float[] x, int xi, float[] y, int r0) {
+    private void kernel4x1(float[] w, int wo, float[] x, int xi, float[] y, int r0) {
         int n = in;
         int xo = xi * n;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         int i = 0;
         for (; i + L <= n; i += L) {
             FloatVector xv = FloatVector.fromArray(F, x, xo + i);
-            a0 = FloatVector.fromArray(F, w, i).fma(xv, a0);
-            a1 = FloatVector.fromArray(F, w, n + i).fma(xv, a1);
-            a2 = FloatVector.fromArray(F, w, 2 * n + i).fma(xv, a2);
-            a3 = FloatVector.fromArray(F, w, 3 * n + i).fma(xv, a3);
+            a0 = FloatVector.fromArray(F, w, wo + i).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, w, wo + n + i).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, w, wo + 2 * n + i).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, w, wo + 3 * n + i).fma(xv, a3);
         }
         float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
         float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
         for (; i < n; i++) {
             float xv = x[xo + i];
-            s0 += w[i] * xv;
-            s1 += w[n + i] * xv;
-            s2 += w[2 * n + i] * xv;
-            s3 += w[3 * n + i] * xv;
+            s0 += w[wo + i] * xv;
+            s1 += w[wo + n + i] * xv;
+            s2 += w[wo + 2 * n + i] * xv;
+            s3 += w[wo + 3 * n + i] * xv;
         }
         int yo = xi * out + r0;
         y[yo] = s0;
@@ -178,7 +186,7 @@ public final class DenseLinear implements Linear {
         y[yo + 3] = s3;
     }
 
-    private void kernel4x4(float[] w, float[] x, int xi, float[] y, int r0) {
+    private void kernel4x4(float[] w, int wo, float[] x, int xi, float[] y, int r0) {
         int n = in;
         int x0 = xi * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
         FloatVector z = FloatVector.zero(F);
@@ -192,13 +200,13 @@ public final class DenseLinear implements Linear {
             FloatVector v1 = FloatVector.fromArray(F, x, x1 + i);
             FloatVector v2 = FloatVector.fromArray(F, x, x2 + i);
             FloatVector v3 = FloatVector.fromArray(F, x, x3 + i);
-            FloatVector w0 = FloatVector.fromArray(F, w, i);
+            FloatVector w0 = FloatVector.fromArray(F, w, wo + i);
             a00 = w0.fma(v0, a00); a01 = w0.fma(v1, a01); a02 = w0.fma(v2, a02); a03 = w0.fma(v3, a03);
-            FloatVector w1 = FloatVector.fromArray(F, w, n + i);
+            FloatVector w1 = FloatVector.fromArray(F, w, wo + n + i);
             a10 = w1.fma(v0, a10); a11 = w1.fma(v1, a11); a12 = w1.fma(v2, a12); a13 = w1.fma(v3, a13);
-            FloatVector w2 = FloatVector.fromArray(F, w, 2 * n + i);
+            FloatVector w2 = FloatVector.fromArray(F, w, wo + 2 * n + i);
             a20 = w2.fma(v0, a20); a21 = w2.fma(v1, a21); a22 = w2.fma(v2, a22); a23 = w2.fma(v3, a23);
-            FloatVector w3 = FloatVector.fromArray(F, w, 3 * n + i);
+            FloatVector w3 = FloatVector.fromArray(F, w, wo + 3 * n + i);
             a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
         }
         int y0 = xi * out + r0, y1 = y0 + out, y2 = y1 + out, y3 = y2 + out;
@@ -216,8 +224,8 @@ public final class DenseLinear implements Linear {
                 for (int r = 0; r < TR; r++) {
                     int yo = (xi + c) * out + r0 + r;
                     float acc = y[yo];
-                    int wo = r * n;
-                    for (int k = i; k < n; k++) acc += w[wo + k] * x[xo + k];
+                    int wr = wo + r * n;
+                    for (int k = i; k < n; k++) acc += w[wr + k] * x[xo + k];
                     y[yo] = acc;
                 }
             }

@@ -77,7 +77,7 @@ class LinearTest {
                 assertThat(lin).isInstanceOf(DenseLinear.class);
                 assertThat(lin.typeName()).isEqualTo(t.name());
                 assertThat(lin.storageBytes()).isEqualTo(wt.data().byteSize());
-                for (int n : new int[]{1, 3, 4, 9}) {
+                for (int n : new int[]{1, 3, 4, 9, 37}) {
                     float[] x = random(n * in, n);
                     float[] y = new float[n * out];
                     lin.forward(x, y, n);
