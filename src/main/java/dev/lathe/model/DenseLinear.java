@@ -40,7 +40,8 @@ public final class DenseLinear implements Linear {
     private final int out;
     private final long rowBytes;
     private final Parallel pool;
-    private final float[][] scratch;
+    /** Per-thread widened panel, shared by all layers (a model may run on several threads at once). */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[1][0]);
 
     public DenseLinear(Tensor weight) {
         this(weight, Parallel.common());
@@ -62,7 +63,6 @@ public final class DenseLinear implements Linear {
         this.out = (int) weight.rows();
         this.rowBytes = weight.rowBytes();
         this.pool = pool;
-        this.scratch = new float[pool.threads()][PANEL * in];
     }
 
     public Tensor weight() {
@@ -100,7 +100,9 @@ public final class DenseLinear implements Linear {
         long work = (long) PANEL * in * n;
         int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
         pool.forRange(panels, minChunk, (worker, from, to) -> {
-            float[] w = scratch[worker];
+            float[][] holder = SCRATCH.get();
+            if (holder[0].length < PANEL * in) holder[0] = new float[PANEL * in];
+            float[] w = holder[0];
             for (int p = from; p < to; p++) {
                 int r0 = p * PANEL;
                 int nr = Math.min(PANEL, out - r0);

@@ -7,10 +7,13 @@ import dev.lathe.tensor.Tensor;
 import dev.lathe.tensor.TensorOps;
 import dev.lathe.tensor.VectorKernels;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -27,6 +30,8 @@ import java.util.Arrays;
 public final class LlamaModel {
     private static final VectorSpecies<Float> F = VectorKernels.F;
     private static final int L = F.length();
+    private static final VectorSpecies<Short> S = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
 
     /** Weights of one decoder block. */
     public record Layer(float[] attnNorm, Linear wq, Linear wk, Linear wv, Linear wo, float[] bq, float[] bk, float[] bv,
@@ -564,11 +569,7 @@ public final class LlamaModel {
                     for (int j = 0; j < len; j++) axpy(sc[j], vc, j * kvDim + kvo, s.att, oo, hd);
                 } else {
                     MemorySegment vc = s.vh[l];
-                    for (int j = 0; j < len; j++) {
-                        float p = sc[j];
-                        long vo = 2L * (j * kvDim + kvo);
-                        for (int i = 0; i < hd; i++) s.att[oo + i] += p * Float.float16ToFloat(vc.get(Tensor.I16_LE, vo + 2L * i));
-                    }
+                    for (int j = 0; j < len; j++) axpyF16(sc[j], vc, 2L * (j * kvDim + kvo), s.att, oo, hd);
                 }
             }
         });
@@ -602,6 +603,17 @@ public final class LlamaModel {
             FloatVector.fromArray(F, x, xo + i).fma(FloatVector.broadcast(F, a), FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
         }
         for (; i < n; i++) y[yo + i] += a * x[xo + i];
+    }
+
+    private static void axpyF16(float a, MemorySegment v, long off, float[] y, int yo, int n) {
+        int i = 0;
+        FloatVector av = FloatVector.broadcast(F, a);
+        for (; i + L <= n; i += L) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, v, off + 2L * i, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+            VectorKernels.halfToFloat(h).fma(av, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) y[yo + i] += a * Float.float16ToFloat(v.get(Tensor.I16_LE, off + 2L * i));
     }
 
     /** Dequantizes one embedding row (for tools that need the raw vector of a token). */

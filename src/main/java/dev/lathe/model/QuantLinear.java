@@ -14,11 +14,14 @@ import java.lang.foreign.MemorySegment;
  * is dequantized at load. When the codec is an {@link ActivationQuantizedCodec} the input rows are first
  * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
  * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. Output rows are split over
- * all threads; within a chunk, each tile of weight rows is multiplied with every input row before moving
- * on, so a weight row is fetched from memory once per call.
+ * all threads in panels of 16 rows; a panel is multiplied with blocks of 32 input rows, tile by tile (4
+ * weight rows against each input row of the block), so a weight row is fetched from memory once per call
+ * and both the weight tile and the input block stay in cache.
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
+    private static final int PANEL = 16;
+    private static final int XB = 32;
     private static final ThreadLocal<byte[][]> XQ = ThreadLocal.withInitial(() -> new byte[1][0]);
 
     private final Tensor weight;
@@ -116,9 +119,9 @@ public final class QuantLinear implements Linear {
         if (x.length < (long) n * in || y.length < (long) n * out) {
             throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
         }
-        int tiles = (out + TILE - 1) / TILE;
-        long work = (long) TILE * in * n;
-        int minChunk = (int) Math.max(1, Math.min(tiles, 32768 / Math.max(1, work)));
+        int panels = (out + PANEL - 1) / PANEL;
+        long work = (long) PANEL * in * n;
+        int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
         if (useQuantizedActivations) {
             long need = actRowBytes * n;
             if (need > Integer.MAX_VALUE - 64) throw new IllegalArgumentException(weight.name() + ": batch too large");
@@ -129,24 +132,36 @@ public final class QuantLinear implements Linear {
                 for (int i = from; i < to; i++) actCodec.quantize(x, i * in, in, null, xq, i * actRowBytes);
             });
             ActivationQuantizedCodec q = aq;
-            pool.forRange(tiles, minChunk, (worker, from, to) -> {
-                for (int t = from; t < to; t++) {
-                    int r0 = t * TILE, r1 = Math.min(out, r0 + TILE);
-                    for (int i = 0; i < n; i++) {
-                        long xo = i * actRowBytes;
-                        int yo = i * out;
-                        for (int r = r0; r < r1; r++) y[yo + r] = q.dotQuantized(data, r * rowBytes, xq, xo, in);
+            pool.forRange(panels, minChunk, (worker, from, to) -> {
+                for (int p = from; p < to; p++) {
+                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
+                    for (int xb = 0; xb < n; xb += XB) {
+                        int xe = Math.min(n, xb + XB);
+                        for (int t0 = r0; t0 < r1; t0 += TILE) {
+                            int t1 = Math.min(r1, t0 + TILE);
+                            for (int i = xb; i < xe; i++) {
+                                long xo = i * actRowBytes;
+                                int yo = i * out;
+                                for (int r = t0; r < t1; r++) y[yo + r] = q.dotQuantized(data, r * rowBytes, xq, xo, in);
+                            }
+                        }
                     }
                 }
             });
         } else {
             BlockCodec c = codec;
-            pool.forRange(tiles, minChunk, (worker, from, to) -> {
-                for (int t = from; t < to; t++) {
-                    int r0 = t * TILE, r1 = Math.min(out, r0 + TILE);
-                    for (int i = 0; i < n; i++) {
-                        int xo = i * in, yo = i * out;
-                        for (int r = r0; r < r1; r++) y[yo + r] = c.dot(data, r * rowBytes, x, xo, in);
+            pool.forRange(panels, minChunk, (worker, from, to) -> {
+                for (int p = from; p < to; p++) {
+                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
+                    for (int xb = 0; xb < n; xb += XB) {
+                        int xe = Math.min(n, xb + XB);
+                        for (int t0 = r0; t0 < r1; t0 += TILE) {
+                            int t1 = Math.min(r1, t0 + TILE);
+                            for (int i = xb; i < xe; i++) {
+                                int xo = i * in, yo = i * out;
+                                for (int r = t0; r < t1; r++) y[yo + r] = c.dot(data, r * rowBytes, x, xo, in);
+                            }
+                        }
                     }
                 }
             });
