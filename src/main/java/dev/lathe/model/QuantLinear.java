@@ -2,6 +2,7 @@ package dev.lathe.model;
 
 import dev.lathe.LatheException;
 import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.ActivationQuantizer;
 import dev.lathe.tensor.BlockCodec;
 import dev.lathe.tensor.BlockCodecs;
 import dev.lathe.tensor.GgmlType;
@@ -128,9 +129,17 @@ public final class QuantLinear implements Linear {
             byte[][] holder = XQ.get();
             if (holder[0].length < need) holder[0] = new byte[(int) Math.max(need, holder[0].length * 3L / 2)];
             MemorySegment xq = MemorySegment.ofArray(holder[0]);
-            pool.forRange(n, 1, (w, from, to) -> {
-                for (int i = from; i < to; i++) actCodec.quantize(x, i * in, in, null, xq, i * actRowBytes);
-            });
+            BlockCodec ac = actCodec;
+            if (ac instanceof ActivationQuantizer aqz) {
+                // llama.cpp's CPU activation quantization (differs from quantize() in rare rounding ties)
+                pool.forRange(n, 1, (w, from, to) -> {
+                    for (int i = from; i < to; i++) aqz.quantizeActivations(x, i * in, in, xq, i * actRowBytes);
+                });
+            } else {
+                pool.forRange(n, 1, (w, from, to) -> {
+                    for (int i = from; i < to; i++) ac.quantize(x, i * in, in, null, xq, i * actRowBytes);
+                });
+            }
             ActivationQuantizedCodec q = aq;
             pool.forRange(panels, minChunk, (worker, from, to) -> {
                 for (int p = from; p < to; p++) {

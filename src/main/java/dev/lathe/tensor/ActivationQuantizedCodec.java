@@ -3,16 +3,35 @@ package dev.lathe.tensor;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A quantized weight codec whose dot products run against activations that were quantized first, as
- * llama.cpp's CPU backend does ({@code vec_dot_type}): Q8_0, Q8_1 or Q8_K depending on the weight type.
+ * A quantized weight type whose matrix-vector product, like llama.cpp's CPU backend, first quantizes the
+ * activations to {@link #activationType()} (ggml's {@code vec_dot_type}: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL,
+ * Q8_1 for Q4_1/Q5_1, Q8_K for the k-quants) and then multiplies blocks in integers
+ * ({@code ggml_vec_dot_*}).
  */
 public interface ActivationQuantizedCodec extends BlockCodec {
-    /** The type the activations are quantized to before {@link #dotQuantized}. */
+    /** llama.cpp's vec_dot_type for this weight type. */
     GgmlType activationType();
 
     /**
-     * Dot product of {@code n} stored weights at {@code w[wOff ..]} with {@code n} activations stored at
-     * {@code xq[xqOff ..]}, quantized with {@code BlockCodecs.get(activationType()).quantize(...)}.
+     * Dot product of {@code n} stored weights (at byte offset {@code wOff}) with activations already
+     * quantized to {@link #activationType()} (at byte offset {@code xqOff}), as ggml_vec_dot_*_q8_*.
      */
     float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n);
+
+    /**
+     * Quantizes activations the way llama.cpp's x86 CPU backend does before {@code vec_dot}
+     * (quantize_row_q8_0 / q8_1 / q8_K of ggml-cpu-quants.c). For Q8_1 and Q8_K this equals
+     * {@code BlockCodecs.get(activationType()).quantize(x, xOff, n, null, xq, xqOff)}; for Q8_0 it differs
+     * from {@code quantize} (which is llama-quantize's quantize_row_q8_0_ref) in rare rounding ties:
+     * the CPU path scales by 127/amax and rounds half to even, the reference by 1/(amax/127) and half away
+     * from zero. Use this method for activations.
+     */
+    default void quantizeActivations(float[] x, int xOff, int n, MemorySegment xq, long xqOff) {
+        ((ActivationQuantizer) BlockCodecs.get(activationType())).quantizeActivations(x, xOff, n, xq, xqOff);
+    }
+
+    /** Bytes of quantized activations needed for {@code n} values. */
+    default long activationBytes(int n) {
+        return activationType().bytesFor(n);
+    }
 }
