@@ -1,0 +1,109 @@
+package dev.lathe.eval;
+
+import dev.lathe.model.LlamaModel;
+
+import java.util.Arrays;
+
+/**
+ * KL divergence of a model from a reference model, in one pass over both: the chunks and scored positions
+ * of {@link Perplexity} (llama-perplexity's convention); at every scored position the full-vocabulary
+ * KL(ref || model) = sum_i p_ref(i) (log p_ref(i) - log p_model(i)) in double precision; top-1 agreement
+ * ("same top p" in llama-perplexity) and both perplexities.
+ */
+public final class KlDivergence {
+    private KlDivergence() {}
+
+    /**
+     * @param perToken KL(ref || model) at every scored position, in evaluation order
+     */
+    public record Result(double mean, double median, double p99, double max, double sameTop, double pplRef,
+                         double pplModel, long count, double[] perToken) {
+        /** PPL(model) / PPL(ref). */
+        public double pplRatio() {
+            return pplModel / pplRef;
+        }
+    }
+
+    public static Result compute(LlamaModel ref, LlamaModel model, int[] tokens, Perplexity.Options o) {
+        return compute(ref, model, tokens, o, Progress.NONE);
+    }
+
+    public static Result compute(LlamaModel ref, LlamaModel model, int[] tokens, Perplexity.Options o, Progress progress) {
+        if (ref.vocabSize() != model.vocabSize()) {
+            throw new IllegalArgumentException("vocabulary sizes differ: reference " + ref.vocabSize() + ", model " + model.vocabSize());
+        }
+        int nCtx = o.nCtx();
+        int chunks = Perplexity.chunks(tokens.length, o);
+        if (chunks < 1) throw new IllegalArgumentException("need at least " + nCtx + " tokens, got " + tokens.length);
+        int first = o.first();
+        int vocab = model.vocabSize();
+        int per = nCtx - 1 - first;
+        LlamaModel.Session rs = ref.newSession(nCtx, LlamaModel.KvType.F32, nCtx);
+        LlamaModel.Session ms = model.newSession(nCtx, LlamaModel.KvType.F32, nCtx);
+        int[] chunk = new int[nCtx];
+        double[] kl = new double[chunks * per];
+        double[] lpRef = new double[vocab], lpModel = new double[vocab];
+        double nllRef = 0, nllModel = 0, sumKl = 0;
+        long same = 0;
+        int k = 0;
+        long t0 = System.nanoTime();
+        for (int c = 0; c < chunks; c++) {
+            System.arraycopy(tokens, c * nCtx, chunk, 0, nCtx);
+            if (o.bos() >= 0) chunk[0] = o.bos();
+            rs.reset();
+            ms.reset();
+            float[] lr = ref.forward(rs, chunk, 0, nCtx, true);
+            float[] lm = model.forward(ms, chunk, 0, nCtx, true);
+            for (int i = first; i < nCtx - 1; i++) {
+                int off = i * vocab;
+                int target = chunk[i + 1];
+                int topRef = logSoftmax(lr, off, vocab, lpRef);
+                int topModel = logSoftmax(lm, off, vocab, lpModel);
+                nllRef -= lpRef[target];
+                nllModel -= lpModel[target];
+                double d = 0;
+                for (int j = 0; j < vocab; j++) {
+                    double p = Math.exp(lpRef[j]);
+                    if (p > 0) d += p * (lpRef[j] - lpModel[j]);
+                }
+                d = Math.max(0, d);
+                kl[k++] = d;
+                sumKl += d;
+                if (topRef == topModel) same++;
+            }
+            double elapsed = (System.nanoTime() - t0) / 1e9;
+            progress.update(c + 1, chunks, sumKl / k, elapsed / (c + 1) * (chunks - c - 1));
+        }
+        double[] sorted = kl.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        double median = n % 2 == 0 ? 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) : sorted[n / 2];
+        return new Result(sumKl / n, median, percentile(sorted, 0.99), sorted[n - 1], (double) same / n,
+                Math.exp(nllRef / n), Math.exp(nllModel / n), n, kl);
+    }
+
+    /** Linear-interpolated percentile of sorted values (fraction in [0, 1]). */
+    static double percentile(double[] sorted, double fraction) {
+        double pos = fraction * (sorted.length - 1);
+        int lo = (int) Math.floor(pos);
+        int hi = Math.min(sorted.length - 1, lo + 1);
+        return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+    }
+
+    /** Log-softmax in double into {@code out}; returns the argmax (first on ties). */
+    static int logSoftmax(float[] logits, int off, int n, double[] out) {
+        int arg = 0;
+        float max = logits[off];
+        for (int i = 1; i < n; i++) {
+            if (logits[off + i] > max) {
+                max = logits[off + i];
+                arg = i;
+            }
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += Math.exp((double) logits[off + i] - max);
+        double lse = Math.log(sum);
+        for (int i = 0; i < n; i++) out[i] = (double) logits[off + i] - max - lse;
+        return arg;
+    }
+}

@@ -1,0 +1,236 @@
+package dev.lathe.model;
+
+import dev.lathe.LatheException;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.Tensor;
+import dev.lathe.tensor.VectorKernels;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * A linear layer whose weights are stored as F32, F16 or BF16, read in place (e.g. from a mapped file).
+ * Output rows are split over all threads in panels of {@value #PANEL} rows, widened once into a per-thread
+ * float buffer (so each weight row is read from memory once per call whatever the batch size) and multiplied
+ * in tiles of {@value #TR} weight rows by {@value #TX} input rows (register-blocked FMA), input rows taken in
+ * blocks of {@value #XB} that stay in cache across the panel. Every (row, input) dot product is summed
+ * in the same order in the batched and the single-row kernels, so decode and prefill agree bit for bit.
+ */
+public final class DenseLinear implements Linear {
+    static final int TR = 4;
+    static final int TX = 4;
+    /** Weight rows widened at once; each block of {@value #XB} input rows is reused across them from cache. */
+    static final int PANEL = 16;
+    static final int XB = 32;
+    private static final VectorSpecies<Float> F = VectorKernels.F;
+    private static final int L = F.length();
+    private static final VectorSpecies<Short> S = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    private final Tensor weight;
+    private final MemorySegment data;
+    private final GgmlType type;
+    private final int in;
+    private final int out;
+    private final long rowBytes;
+    private final Parallel pool;
+    /** Per-thread widened panel, shared by all layers (a model may run on several threads at once). */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    public DenseLinear(Tensor weight) {
+        this(weight, Parallel.common());
+    }
+
+    public DenseLinear(Tensor weight, Parallel pool) {
+        GgmlType t = weight.type();
+        if (t != GgmlType.F32 && t != GgmlType.F16 && t != GgmlType.BF16) {
+            throw new LatheException(weight.name() + ": DenseLinear needs F32, F16 or BF16, not " + t);
+        }
+        if (weight.dims() != 2) throw new LatheException(weight.name() + ": a linear weight must be 2-D, got " + weight);
+        if (weight.cols() > Integer.MAX_VALUE / PANEL || weight.rows() > Integer.MAX_VALUE) {
+            throw new LatheException(weight.name() + ": absurd shape " + weight);
+        }
+        this.weight = weight;
+        this.data = weight.data();
+        this.type = t;
+        this.in = (int) weight.cols();
+        this.out = (int) weight.rows();
+        this.rowBytes = weight.rowBytes();
+        this.pool = pool;
+    }
+
+    public Tensor weight() {
+        return weight;
+    }
+
+    @Override
+    public int inFeatures() {
+        return in;
+    }
+
+    @Override
+    public int outFeatures() {
+        return out;
+    }
+
+    @Override
+    public long storageBytes() {
+        return data.byteSize();
+    }
+
+    @Override
+    public String typeName() {
+        return type.name();
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        if (n <= 0) return;
+        if (x.length < (long) n * in || y.length < (long) n * out) {
+            throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
+        }
+        int panels = (out + PANEL - 1) / PANEL;
+        // enough multiply-adds per chunk to pay for the hand-off
+        long work = (long) PANEL * in * n;
+        int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
+        pool.forRange(panels, minChunk, (worker, from, to) -> {
+            float[][] holder = SCRATCH.get();
+            if (holder[0].length < PANEL * in) holder[0] = new float[PANEL * in];
+            float[] w = holder[0];
+            for (int p = from; p < to; p++) {
+                int r0 = p * PANEL;
+                int nr = Math.min(PANEL, out - r0);
+                widen(r0, nr, w);
+                int full = nr / TR;
+                for (int xb = 0; xb < n; xb += XB) {
+                    int xe = Math.min(n, xb + XB);
+                    for (int t = 0; t < full; t++) {
+                        int wo = t * TR * in, rr = r0 + t * TR;
+                        int i = xb;
+                        for (; i + TX <= xe; i += TX) kernel4x4(w, wo, x, i, y, rr);
+                        for (; i < xe; i++) kernel4x1(w, wo, x, i, y, rr);
+                    }
+                    for (int r = full * TR; r < nr; r++) {
+                        for (int i = xb; i < xe; i++) y[i * out + r0 + r] = dot(w, r * in, x, i * in, in);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Widens {@code nr} stored rows starting at {@code r0} into {@code w}. */
+    private void widen(int r0, int nr, float[] w) {
+        long off = r0 * rowBytes;
+        int n = nr * in;
+        switch (type) {
+            case F32 -> MemorySegment.copy(data, Tensor.F32_LE, off, w, 0, n);
+            case F16 -> {
+                int i = 0;
+                for (; i + L <= n; i += L) {
+                    IntVector h = (IntVector) ShortVector.fromMemorySegment(S, data, off + 2L * i, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+                    VectorKernels.halfToFloat(h).intoArray(w, i);
+                }
+                for (; i < n; i++) w[i] = Float.float16ToFloat(data.get(Tensor.I16_LE, off + 2L * i));
+            }
+            case BF16 -> {
+                int i = 0;
+                for (; i + L <= n; i += L) {
+                    IntVector h = (IntVector) ShortVector.fromMemorySegment(S, data, off + 2L * i, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+                    h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(w, i);
+                }
+                for (; i < n; i++) w[i] = Float.intBitsToFloat((data.get(Tensor.I16_LE, off + 2L * i) & 0xffff) << 16);
+            }
+            default -> throw new IllegalStateException();
+        }
+    }
+
+    /** Dot product with the same summation order as the tiled kernels. */
+    static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (; i + L <= n; i += L) acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
+        float s = VecMath.sum(acc);
+        for (; i < n; i++) s += a[aOff + i] * b[bOff + i];
+        return s;
+    }
+
+    private void kernel4x1(float[] w, int wo, float[] x, int xi, float[] y, int r0) {
+        int n = in;
+        int xo = xi * n;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector xv = FloatVector.fromArray(F, x, xo + i);
+            a0 = FloatVector.fromArray(F, w, wo + i).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, w, wo + n + i).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, w, wo + 2 * n + i).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, w, wo + 3 * n + i).fma(xv, a3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        for (; i < n; i++) {
+            float xv = x[xo + i];
+            s0 += w[wo + i] * xv;
+            s1 += w[wo + n + i] * xv;
+            s2 += w[wo + 2 * n + i] * xv;
+            s3 += w[wo + 3 * n + i] * xv;
+        }
+        int yo = xi * out + r0;
+        y[yo] = s0;
+        y[yo + 1] = s1;
+        y[yo + 2] = s2;
+        y[yo + 3] = s3;
+    }
+
+    private void kernel4x4(float[] w, int wo, float[] x, int xi, float[] y, int r0) {
+        int n = in;
+        int x0 = xi * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z;
+        FloatVector a10 = z, a11 = z, a12 = z, a13 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z;
+        FloatVector a30 = z, a31 = z, a32 = z, a33 = z;
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector v0 = FloatVector.fromArray(F, x, x0 + i);
+            FloatVector v1 = FloatVector.fromArray(F, x, x1 + i);
+            FloatVector v2 = FloatVector.fromArray(F, x, x2 + i);
+            FloatVector v3 = FloatVector.fromArray(F, x, x3 + i);
+            FloatVector w0 = FloatVector.fromArray(F, w, wo + i);
+            a00 = w0.fma(v0, a00); a01 = w0.fma(v1, a01); a02 = w0.fma(v2, a02); a03 = w0.fma(v3, a03);
+            FloatVector w1 = FloatVector.fromArray(F, w, wo + n + i);
+            a10 = w1.fma(v0, a10); a11 = w1.fma(v1, a11); a12 = w1.fma(v2, a12); a13 = w1.fma(v3, a13);
+            FloatVector w2 = FloatVector.fromArray(F, w, wo + 2 * n + i);
+            a20 = w2.fma(v0, a20); a21 = w2.fma(v1, a21); a22 = w2.fma(v2, a22); a23 = w2.fma(v3, a23);
+            FloatVector w3 = FloatVector.fromArray(F, w, wo + 3 * n + i);
+            a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
+        }
+        int y0 = xi * out + r0, y1 = y0 + out, y2 = y1 + out, y3 = y2 + out;
+        y[y0] = VecMath.sum(a00); y[y1] = VecMath.sum(a01);
+        y[y2] = VecMath.sum(a02); y[y3] = VecMath.sum(a03);
+        y[y0 + 1] = VecMath.sum(a10); y[y1 + 1] = VecMath.sum(a11);
+        y[y2 + 1] = VecMath.sum(a12); y[y3 + 1] = VecMath.sum(a13);
+        y[y0 + 2] = VecMath.sum(a20); y[y1 + 2] = VecMath.sum(a21);
+        y[y2 + 2] = VecMath.sum(a22); y[y3 + 2] = VecMath.sum(a23);
+        y[y0 + 3] = VecMath.sum(a30); y[y1 + 3] = VecMath.sum(a31);
+        y[y2 + 3] = VecMath.sum(a32); y[y3 + 3] = VecMath.sum(a33);
+        if (i < n) {
+            for (int c = 0; c < TX; c++) {
+                int xo = x0 + c * n;
+                for (int r = 0; r < TR; r++) {
+                    int yo = (xi + c) * out + r0 + r;
+                    float acc = y[yo];
+                    int wr = wo + r * n;
+                    for (int k = i; k < n; k++) acc += w[wr + k] * x[xo + k];
+                    y[yo] = acc;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+package dev.lathe.model;
+
+import dev.lathe.LatheException;
+import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.ActivationQuantizer;
+import dev.lathe.tensor.BlockCodec;
+import dev.lathe.tensor.BlockCodecs;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A linear layer over block-quantized weights (any type with a {@link BlockCodec}), read in place; nothing
+ * is dequantized at load. When the codec is an {@link ActivationQuantizedCodec} the input rows are first
+ * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
+ * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. Output rows are split over
+ * all threads in panels of 16 rows; a panel is multiplied with blocks of 32 input rows, tile by tile (4
+ * weight rows against each input row of the block), so a weight row is fetched from memory once per call
+ * and both the weight tile and the input block stay in cache.
+ */
+public final class QuantLinear implements Linear {
+    private static final int TILE = 4;
+    private static final int PANEL = 16;
+    private static final int XB = 32;
+    private static final ThreadLocal<byte[][]> XQ = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    private final Tensor weight;
+    private final MemorySegment data;
+    private final BlockCodec codec;
+    private final ActivationQuantizedCodec aq;
+    private final BlockCodec actCodec;
+    private final long actRowBytes;
+    private final int in;
+    private final int out;
+    private final long rowBytes;
+    private final Parallel pool;
+    private boolean useQuantizedActivations;
+
+    public QuantLinear(Tensor weight) {
+        this(weight, Parallel.common());
+    }
+
+    public QuantLinear(Tensor weight, Parallel pool) {
+        this(weight, BlockCodecs.get(weight.type()), null, pool);
+    }
+
+    /**
+     * With explicit codecs: {@code activationCodec} quantizes input rows for an {@link ActivationQuantizedCodec}
+     * (null: take it from {@link BlockCodecs}, or use the float path if it is not registered).
+     */
+    public QuantLinear(Tensor weight, BlockCodec codec, BlockCodec activationCodec, Parallel pool) {
+        if (weight.dims() != 2) throw new LatheException(weight.name() + ": a linear weight must be 2-D, got " + weight);
+        if (weight.cols() > Integer.MAX_VALUE || weight.rows() > Integer.MAX_VALUE) throw new LatheException(weight.name() + ": absurd shape " + weight);
+        if (codec.type() != weight.type()) throw new IllegalArgumentException(weight.name() + ": codec for " + codec.type() + " given for a " + weight.type() + " tensor");
+        this.weight = weight;
+        this.data = weight.data();
+        this.codec = codec;
+        this.in = (int) weight.cols();
+        this.out = (int) weight.rows();
+        this.rowBytes = weight.rowBytes();
+        this.pool = pool;
+        ActivationQuantizedCodec a = codec instanceof ActivationQuantizedCodec q ? q : null;
+        BlockCodec ac = null;
+        if (a != null) {
+            GgmlType at = a.activationType();
+            if (activationCodec != null && activationCodec.type() == at) ac = activationCodec;
+            else if (BlockCodecs.supports(at)) ac = BlockCodecs.get(at);
+            if (ac == null || in % at.blockSize != 0) a = null;
+        }
+        this.aq = a;
+        this.actCodec = a == null ? null : ac;
+        this.actRowBytes = a == null ? 0 : a.activationType().bytesFor(in);
+        this.useQuantizedActivations = a != null;
+    }
+
+    public Tensor weight() {
+        return weight;
+    }
+
+    /** True when input rows are quantized to {@link #activationType()} before the dots (llama.cpp's path). */
+    public boolean usesQuantizedActivations() {
+        return useQuantizedActivations;
+    }
+
+    /** The activation type, or null when the float path is used. */
+    public GgmlType activationType() {
+        return useQuantizedActivations ? aq.activationType() : null;
+    }
+
+    /** Forces the float-activation path (dequantize-and-multiply semantics) or restores the default. */
+    public QuantLinear quantizedActivations(boolean on) {
+        this.useQuantizedActivations = on && aq != null;
+        return this;
+    }
+
+    @Override
+    public int inFeatures() {
+        return in;
+    }
+
+    @Override
+    public int outFeatures() {
+        return out;
+    }
+
+    @Override
+    public long storageBytes() {
+        return data.byteSize();
+    }
+
+    @Override
+    public String typeName() {
+        return weight.type().name();
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        if (n <= 0) return;
+        if (x.length < (long) n * in || y.length < (long) n * out) {
+            throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
+        }
+        int panels = (out + PANEL - 1) / PANEL;
+        long work = (long) PANEL * in * n;
+        int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
+        if (useQuantizedActivations) {
+            long need = actRowBytes * n;
+            if (need > Integer.MAX_VALUE - 64) throw new IllegalArgumentException(weight.name() + ": batch too large");
+            byte[][] holder = XQ.get();
+            if (holder[0].length < need) holder[0] = new byte[(int) Math.max(need, holder[0].length * 3L / 2)];
+            MemorySegment xq = MemorySegment.ofArray(holder[0]);
+            BlockCodec ac = actCodec;
+            if (ac instanceof ActivationQuantizer aqz) {
+                // llama.cpp's CPU activation quantization (differs from quantize() in rare rounding ties)
+                pool.forRange(n, 1, (w, from, to) -> {
+                    for (int i = from; i < to; i++) aqz.quantizeActivations(x, i * in, in, xq, i * actRowBytes);
+                });
+            } else {
+                pool.forRange(n, 1, (w, from, to) -> {
+                    for (int i = from; i < to; i++) ac.quantize(x, i * in, in, null, xq, i * actRowBytes);
+                });
+            }
+            ActivationQuantizedCodec q = aq;
+            pool.forRange(panels, minChunk, (worker, from, to) -> {
+                for (int p = from; p < to; p++) {
+                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
+                    for (int xb = 0; xb < n; xb += XB) {
+                        int xe = Math.min(n, xb + XB);
+                        for (int t0 = r0; t0 < r1; t0 += TILE) {
+                            int t1 = Math.min(r1, t0 + TILE);
+                            for (int i = xb; i < xe; i++) {
+                                long xo = i * actRowBytes;
+                                int yo = i * out;
+                                for (int r = t0; r < t1; r++) y[yo + r] = q.dotQuantized(data, r * rowBytes, xq, xo, in);
+                            }
+                        }
+                    }
+                }
+            });
+        } else {
+            BlockCodec c = codec;
+            pool.forRange(panels, minChunk, (worker, from, to) -> {
+                for (int p = from; p < to; p++) {
+                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
+                    for (int xb = 0; xb < n; xb += XB) {
+                        int xe = Math.min(n, xb + XB);
+                        for (int t0 = r0; t0 < r1; t0 += TILE) {
+                            int t1 = Math.min(r1, t0 + TILE);
+                            for (int i = xb; i < xe; i++) {
+                                int xo = i * in, yo = i * out;
+                                for (int r = t0; r < t1; r++) y[yo + r] = c.dot(data, r * rowBytes, x, xo, in);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
