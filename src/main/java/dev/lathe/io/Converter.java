@@ -159,7 +159,8 @@ public final class Converter {
 
     /** Converts a checkpoint to a GGUF file of {@code type}. */
     public static void toGguf(WeightSource src, Path out, GgmlType type, Progress progress) {
-        String name = src.path().toAbsolutePath().getFileName().toString().replaceFirst("\\.(gguf|bin|safetensors)$", "");
+        Path fn = src.path().toAbsolutePath().getFileName();
+        String name = fn == null ? "model" : fn.toString().replaceFirst("\\.(gguf|bin|safetensors)$", "");
         ggufWriter(src, type, name).write(out, progress);
     }
 

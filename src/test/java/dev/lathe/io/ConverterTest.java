@@ -253,6 +253,13 @@ class ConverterTest {
             assertThat(a.tensorNames()).containsExactlyInAnyOrderElementsOf(b.tensorNames());
             for (String n : b.tensorNames()) assertThat(bytes(a.tensor(n))).as(n).isEqualTo(bytes(b.tensor(n)));
         }
+        // rewriting the folder unsharded replaces the index by model.safetensors
+        Converter.toHf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), hf, GgmlType.F32, Progress.NONE);
+        assertThat(hf.resolve("model.safetensors.index.json")).doesNotExist();
+        assertThat(Files.mismatch(hf.resolve("model.safetensors"), Fixtures.fixture("tiny-llama/hf/model.safetensors"))).isEqualTo(-1L);
+        try (WeightSource s = ModelLoader.open(hf)) {
+            assertThat(s.tensor("output.weight").type()).isEqualTo(GgmlType.F32);
+        }
     }
 
     @Test

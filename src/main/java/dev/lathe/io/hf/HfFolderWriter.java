@@ -154,16 +154,6 @@ public final class HfFolderWriter {
         long[] done = {0};
         final long totalBytes = total;
         progress.update("write", 0, totalBytes);
-        try {
-            Files.createDirectories(folder);
-            if (shards.size() == 1) {
-                Files.deleteIfExists(folder.resolve("model.safetensors.index.json"));
-            } else {
-                Files.deleteIfExists(folder.resolve("model.safetensors"));
-            }
-        } catch (IOException e) {
-            throw new LatheException(folder, "cannot prepare output folder: " + e.getMessage(), e);
-        }
         Map<String, String> weightMap = new TreeMap<>();
         for (int i = 0; i < shards.size(); i++) {
             String name = shards.size() == 1 ? "model.safetensors" : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
@@ -189,6 +179,12 @@ public final class HfFolderWriter {
             Path p = folder.resolve("model.safetensors.index.json");
             writeJson(p, idx);
             written.add(p);
+        }
+        // only now that the new weights are complete, drop a stale file of the other layout
+        try {
+            Files.deleteIfExists(folder.resolve(shards.size() == 1 ? "model.safetensors.index.json" : "model.safetensors"));
+        } catch (IOException e) {
+            throw new LatheException(folder, "cannot remove the stale weights file: " + e.getMessage(), e);
         }
         return written;
     }
