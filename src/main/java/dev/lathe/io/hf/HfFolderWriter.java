@@ -70,6 +70,7 @@ public final class HfFolderWriter {
                 m.put("use_sliding_window", false);
                 m.put("sliding_window", c.contextLength());
                 m.put("max_window_layers", c.nLayers());
+                if (c.headDim() * c.nHeads() != c.dim()) m.put("head_dim", c.headDim());
             }
             default -> throw new IllegalArgumentException("unsupported architecture " + arch);
         }
