@@ -92,6 +92,7 @@ public final class Converter {
     public static GgufWriter ggufWriter(WeightSource src, GgmlType type, String name) {
         if (!GGUF_TYPES.contains(type)) throw new LatheException(src.path(), "cannot convert to " + type + " (supported: F32, F16, BF16, Q8_0, Q4_0)");
         if (!BlockCodecs.supports(type)) throw new LatheException(src.path(), "tensor type " + type + " has no codec in this build");
+        ModelLoader.checkTensors(src);
         ModelConfig c = src.config();
         // convert_hf_to_gguf.py converts MistralForCausalLM with LlamaModel: arch llama
         String arch = c.arch().equals("qwen2") ? "qwen2" : "llama";
@@ -158,13 +159,15 @@ public final class Converter {
 
     /** Converts a checkpoint to a GGUF file of {@code type}. */
     public static void toGguf(WeightSource src, Path out, GgmlType type, Progress progress) {
-        String name = src.path().toAbsolutePath().getFileName().toString().replaceFirst("\\.(gguf|bin|safetensors)$", "");
+        Path fn = src.path().toAbsolutePath().getFileName();
+        String name = fn == null ? "model" : fn.toString().replaceFirst("\\.(gguf|bin|safetensors)$", "");
         ggufWriter(src, type, name).write(out, progress);
     }
 
     /** Converts a checkpoint to a Hugging Face folder with weights in {@code dtype} (F32, F16 or BF16). */
     public static void toHf(WeightSource src, Path outFolder, GgmlType dtype, long maxShardBytes, Progress progress) {
         if (!HF_TYPES.contains(dtype)) throw new LatheException(src.path(), "cannot write Hugging Face weights as " + dtype + " (supported: F32, F16, BF16)");
+        ModelLoader.checkTensors(src);
         ModelConfig c = src.config();
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         for (String n : src.tensorNames()) {

@@ -180,6 +180,33 @@ class ConverterTest {
     }
 
     @Test
+    void llama3RopeScalingBecomesARopeFreqsTensor() throws IOException {
+        ModelConfig base = TinyModel.config("llama", RopeStyle.HALF, false, false);
+        ModelConfig c = new ModelConfig("llama", base.dim(), base.nLayers(), base.nHeads(), base.nKvHeads(), base.headDim(), base.ffnDim(),
+                base.vocabSize(), base.normEps(), base.ropeTheta(), RopeStyle.HALF, new dev.lathe.model.RopeScaling(8, 1, 4, 64), 128, false, false);
+        TinyModel m = new TinyModel(tmp.resolve("m"), c, 9);
+        Path hf = tmp.resolve("hf");
+        Converter.toHf(m, hf, GgmlType.F32, Long.MAX_VALUE, Progress.NONE);
+        assertThat(Files.readString(hf.resolve("config.json"))).contains("\"rope_type\" : \"llama3\"");
+        try (WeightSource h = ModelLoader.open(hf)) {
+            assertThat(h.config()).isEqualTo(c);
+        }
+        Path out = tmp.resolve("r.gguf");
+        Converter.toGguf(hf, out, GgmlType.F32, Progress.NONE);
+        try (GgufFile g = GgufFile.open(out)) {
+            assertThat(g.tensorInfos().keySet().iterator().next()).isEqualTo("rope_freqs.weight");
+            float[] f = TensorOps.toFloats(g.tensor("rope_freqs.weight"));
+            // head size 8, theta 1e4: wavelengths 6.3 (< 64/4: factor 1), 62.8 (between: smoothed), 628 and 6283 (> 64/1: factor 8)
+            assertThat(f).hasSize(4);
+            assertThat(f[0]).isEqualTo(1f);
+            float smooth = (float) ((64 / (2 * Math.PI / 0.1) - 1) / 3);
+            assertThat(f[1]).isCloseTo(1 / ((1 - smooth) / 8 + smooth), org.assertj.core.data.Offset.offset(1e-4f)).isBetween(1f, 8f);
+            assertThat(f[2]).isEqualTo(8f);
+            assertThat(f[3]).isEqualTo(8f);
+        }
+    }
+
+    @Test
     void llamaQuantizeOrderIsTheOrderOfTheQuantizedFixtures() {
         try (GgufFile f32 = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"));
              GgufFile q = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q8_0.gguf"))) {
@@ -225,6 +252,13 @@ class ConverterTest {
         try (HfWeightSource a = HfWeightSource.open(hf); HfWeightSource b = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf/model.bf16.safetensors"))) {
             assertThat(a.tensorNames()).containsExactlyInAnyOrderElementsOf(b.tensorNames());
             for (String n : b.tensorNames()) assertThat(bytes(a.tensor(n))).as(n).isEqualTo(bytes(b.tensor(n)));
+        }
+        // rewriting the folder unsharded replaces the index by model.safetensors
+        Converter.toHf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), hf, GgmlType.F32, Progress.NONE);
+        assertThat(hf.resolve("model.safetensors.index.json")).doesNotExist();
+        assertThat(Files.mismatch(hf.resolve("model.safetensors"), Fixtures.fixture("tiny-llama/hf/model.safetensors"))).isEqualTo(-1L);
+        try (WeightSource s = ModelLoader.open(hf)) {
+            assertThat(s.tensor("output.weight").type()).isEqualTo(GgmlType.F32);
         }
     }
 

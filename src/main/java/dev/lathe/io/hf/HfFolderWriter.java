@@ -70,6 +70,7 @@ public final class HfFolderWriter {
                 m.put("use_sliding_window", false);
                 m.put("sliding_window", c.contextLength());
                 m.put("max_window_layers", c.nLayers());
+                if (c.headDim() * c.nHeads() != c.dim()) m.put("head_dim", c.headDim());
             }
             default -> throw new IllegalArgumentException("unsupported architecture " + arch);
         }
@@ -154,16 +155,6 @@ public final class HfFolderWriter {
         long[] done = {0};
         final long totalBytes = total;
         progress.update("write", 0, totalBytes);
-        try {
-            Files.createDirectories(folder);
-            if (shards.size() == 1) {
-                Files.deleteIfExists(folder.resolve("model.safetensors.index.json"));
-            } else {
-                Files.deleteIfExists(folder.resolve("model.safetensors"));
-            }
-        } catch (IOException e) {
-            throw new LatheException(folder, "cannot prepare output folder: " + e.getMessage(), e);
-        }
         Map<String, String> weightMap = new TreeMap<>();
         for (int i = 0; i < shards.size(); i++) {
             String name = shards.size() == 1 ? "model.safetensors" : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
@@ -189,6 +180,12 @@ public final class HfFolderWriter {
             Path p = folder.resolve("model.safetensors.index.json");
             writeJson(p, idx);
             written.add(p);
+        }
+        // only now that the new weights are complete, drop a stale file of the other layout
+        try {
+            Files.deleteIfExists(folder.resolve(shards.size() == 1 ? "model.safetensors.index.json" : "model.safetensors"));
+        } catch (IOException e) {
+            throw new LatheException(folder, "cannot remove the stale weights file: " + e.getMessage(), e);
         }
         return written;
     }
