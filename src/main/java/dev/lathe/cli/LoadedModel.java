@@ -1,0 +1,47 @@
+package dev.lathe.cli;
+
+import dev.lathe.LatheException;
+import dev.lathe.io.ModelLoader;
+import dev.lathe.model.LlamaModel;
+import dev.lathe.model.Parallel;
+import dev.lathe.model.WeightSource;
+import dev.lathe.tokenizer.Tokenizer;
+import dev.lathe.tokenizer.Tokenizers;
+
+import java.nio.file.Path;
+import java.util.Optional;
+
+/** A model opened for running: weights (mapped), engine and tokenizer (if the checkpoint has one). */
+final class LoadedModel implements AutoCloseable {
+    final WeightSource source;
+    final LlamaModel model;
+    final Optional<Tokenizer> tokenizer;
+
+    private LoadedModel(WeightSource source, LlamaModel model, Optional<Tokenizer> tokenizer) {
+        this.source = source;
+        this.model = model;
+        this.tokenizer = tokenizer;
+    }
+
+    static LoadedModel open(Path path, int threads) {
+        if (threads > 0) Parallel.setCommonThreads(threads);
+        WeightSource src = ModelLoader.open(path);
+        try {
+            ModelLoader.checkTensors(src);
+            LlamaModel m = LlamaModel.load(src);
+            return new LoadedModel(src, m, Tokenizers.load(src));
+        } catch (RuntimeException e) {
+            src.close();
+            throw e;
+        }
+    }
+
+    Tokenizer requireTokenizer() {
+        return tokenizer.orElseThrow(() -> new LatheException(source.path(), "the model has no tokenizer (needed to turn text into tokens)"));
+    }
+
+    @Override
+    public void close() {
+        source.close();
+    }
+}
