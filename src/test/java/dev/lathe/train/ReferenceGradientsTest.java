@@ -1,0 +1,67 @@
+package dev.lathe.train;
+
+import dev.lathe.Fixtures;
+import dev.lathe.io.hf.HfWeightSource;
+import dev.lathe.io.safetensors.SafetensorsFile;
+import dev.lathe.model.TensorNames;
+import dev.lathe.tensor.TensorOps;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Loss and every parameter gradient against PyTorch (float64 autograd) on the tiny fixture models. */
+class ReferenceGradientsTest {
+
+    @Test
+    void tinyLlamaLossAndGradientsMatchPyTorch() {
+        check("tiny-llama", false);
+    }
+
+    @Test
+    void tinyQwen2LossAndGradientsMatchPyTorchWithBiasesAndTiedEmbeddings() {
+        check("tiny-qwen2", false);
+    }
+
+    @Test
+    void activationCheckpointingGivesTheSameGradients() {
+        check("tiny-llama", true);
+    }
+
+    private static void check(String model, boolean checkpoint) {
+        try (HfWeightSource src = HfWeightSource.open(Fixtures.fixture(model + "/hf"));
+             SafetensorsFile fwd = SafetensorsFile.open(Fixtures.fixture(model + "/expected/forward.safetensors"));
+             SafetensorsFile grads = SafetensorsFile.open(Fixtures.fixture(model + "/expected/grads.safetensors"))) {
+            TrainModel m = TrainModel.load(src);
+            m.setCheckpointActivations(checkpoint);
+            int[] tokens = TensorOps.toInts(fwd.tensor("tokens"));
+            int t = tokens.length;
+            int[] targets = new int[t];
+            for (int i = 0; i < t - 1; i++) targets[i] = tokens[i + 1];
+            targets[t - 1] = CrossEntropyLoss.DEFAULT_IGNORE_INDEX;
+            Loss ce = new CrossEntropyLoss();
+            int count = ce.count(targets, t);
+            assertThat(count).isEqualTo(t - 1);
+            m.zeroGrad();
+            double loss = m.forwardBackward(tokens, targets, 1, t, ce, 1f / count) / count;
+            float expectedLoss = fwd.floats("loss")[0];
+            assertThat(loss).isCloseTo(expectedLoss, org.assertj.core.data.Offset.offset(1e-5));
+
+            int checked = 0;
+            for (TrainModel.Param p : m.params()) {
+                String hf = src.hfName(p.name());
+                float[] exp = grads.floats("grad." + hf);
+                assertThat(exp.length).isEqualTo(p.size());
+                double maxAbs = 0, maxErr = 0;
+                for (int i = 0; i < exp.length; i++) {
+                    maxAbs = Math.max(maxAbs, Math.abs(exp[i]));
+                    maxErr = Math.max(maxErr, Math.abs(exp[i] - p.grad()[i]));
+                }
+                assertThat(maxAbs).as(hf).isGreaterThan(0);
+                assertThat(maxErr / maxAbs).as("relative gradient error of " + hf).isLessThan(1e-4);
+                checked++;
+            }
+            assertThat(checked).isEqualTo(grads.entries().size());
+            if (src.config().tiedEmbeddings()) assertThat(src.has(TensorNames.OUTPUT)).isFalse();
+        }
+    }
+}
