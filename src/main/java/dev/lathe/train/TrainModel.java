@@ -2,7 +2,6 @@ package dev.lathe.train;
 
 import dev.lathe.LatheException;
 import dev.lathe.model.ModelConfig;
-import dev.lathe.model.RopeScaling;
 import dev.lathe.model.RopeStyle;
 import dev.lathe.model.TensorNames;
 import dev.lathe.model.WeightSource;
@@ -290,7 +289,7 @@ public final class TrainModel {
         curTokens = Arrays.copyOf(tokens, batch * seqLen);
         int n = batch * seqLen, d = cfg.dim();
         float[] x0 = xIn[0];
-        for (int i = 0; i < n; i++) System.arraycopy(embd.data(), tokens[i] * d, x0, i * d, d);
+        Ops.embedding(tokens, n, embd.data(), d, x0);
         for (int l = 0; l < layers.length; l++) layerForward(l, actsFor(l, keep), xIn[l], xIn[l + 1], batch, seqLen);
         float[] xf = xIn[layers.length];
         rmsnorm(xf, outNorm.data(), hF, rF, n);
@@ -307,163 +306,44 @@ public final class TrainModel {
         linear(a.h1, n, d, y.wv, y.bv, kv, a.v);
         rope(a.q, n, seqLen, cfg.nHeads(), false);
         rope(a.k, n, seqLen, cfg.nKvHeads(), false);
-        attention(a, batch, seqLen);
+        Ops.attention(par, a.q, a.k, a.v, a.probs, a.att, batch, seqLen, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
         // xMid = x + att · Woᵀ
         Kernels.nt(par, a.att, 0, y.wo.data(), 0, a.xMid, 0, d, n, d, q, false);
-        addInPlace(x, a.xMid, n * d);
+        Ops.addInPlace(par, x, a.xMid, n * d);
         rmsnorm(a.xMid, y.ffnNorm.data(), a.h2, a.r2, n);
         linear(a.h2, n, d, y.wg, null, f, a.g);
         linear(a.h2, n, d, y.wu, null, f, a.u);
-        swiglu(a.g, a.u, a.act, n * f);
+        Ops.swiglu(par, a.g, a.u, a.act, n * f);
         Kernels.nt(par, a.act, 0, y.wd.data(), 0, out, 0, d, n, d, f, false);
-        addInPlace(a.xMid, out, n * d);
+        Ops.addInPlace(par, a.xMid, out, n * d);
     }
 
     private void linear(float[] x, int n, int in, Param w, Param bias, int out, float[] y) {
         Kernels.nt(par, x, 0, w.data(), 0, y, 0, out, n, out, in, false);
         if (bias != null) {
             float[] b = bias.data();
-            rowChunks(n, (r0, r1) -> {
-                for (int r = r0; r < r1; r++) Kernels.add(b, 0, y, r * out, out);
-            });
+            par.forEach(n, r -> Kernels.add(b, 0, y, r * out, out));
         }
     }
 
-    private interface RowRange {
-        void run(int r0, int r1);
-    }
-
-    private void rowChunks(int rows, RowRange body) {
-        final int chunk = 8;
-        par.forEach((rows + chunk - 1) / chunk, t -> body.run(t * chunk, Math.min(rows, (t + 1) * chunk)));
-    }
-
-    private void addInPlace(float[] src, float[] dst, int len) {
-        final int chunk = 1 << 14;
-        par.forEach((len + chunk - 1) / chunk, t -> {
-            int o = t * chunk;
-            Kernels.add(src, o, dst, o, Math.min(chunk, len - o));
-        });
-    }
-
-    /** y = w ⊙ x · r with r = 1/√(mean(x²)+eps), per row of length dim. */
     private void rmsnorm(float[] x, float[] w, float[] y, float[] r, int n) {
-        int d = cfg.dim();
-        float eps = cfg.normEps();
-        rowChunks(n, (r0, r1) -> {
-            for (int row = r0; row < r1; row++) {
-                int o = row * d;
-                float ss = Kernels.dot(x, o, x, o, d);
-                float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-                r[row] = inv;
-                for (int j = 0; j < d; j++) y[o + j] = w[j] * (x[o + j] * inv);
-            }
-        });
+        Ops.rmsnorm(par, x, w, y, r, n, cfg.dim(), cfg.normEps());
     }
 
-    private static float sigmoid(float z) {
-        return (float) (1.0 / (1.0 + Math.exp(-z)));
+    private void rmsnormBackward(float[] x, Param w, float[] r, float[] dy, float[] dxAcc, int n) {
+        Ops.rmsnormBackward(par, x, w.data(), r, dy, dxAcc, w.grad(), n, cfg.dim());
     }
 
-    private void swiglu(float[] g, float[] u, float[] out, int len) {
-        final int chunk = 1 << 13;
-        par.forEach((len + chunk - 1) / chunk, t -> {
-            int e = Math.min(len, (t + 1) * chunk);
-            for (int i = t * chunk; i < e; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
-        });
+    private void rope(float[] x, int n, int seqLen, int heads, boolean inverse) {
+        Ops.rope(par, x, n, seqLen, heads, cfg.headDim(), cfg.ropeStyle() == RopeStyle.INTERLEAVED, ropeCos, ropeSin, inverse);
     }
 
     private void ensureRope(int seqLen) {
         if (seqLen <= ropeT) return;
-        int half = cfg.headDim() / 2;
-        double[] inv = new double[half];
-        for (int i = 0; i < half; i++) inv[i] = Math.pow(cfg.ropeTheta(), -2.0 * i / cfg.headDim());
-        RopeScaling s = cfg.ropeScaling();
-        if (s != null) {
-            double lowWl = s.originalContextLength() / s.lowFreqFactor(), highWl = s.originalContextLength() / s.highFreqFactor();
-            for (int i = 0; i < half; i++) {
-                double wl = 2 * Math.PI / inv[i];
-                if (wl < highWl) continue;
-                if (wl > lowWl) {
-                    inv[i] /= s.factor();
-                } else {
-                    double smooth = (s.originalContextLength() / wl - s.lowFreqFactor()) / (s.highFreqFactor() - s.lowFreqFactor());
-                    inv[i] = (1 - smooth) * inv[i] / s.factor() + smooth * inv[i];
-                }
-            }
-        }
-        ropeCos = new float[seqLen * half];
-        ropeSin = new float[seqLen * half];
-        for (int p = 0; p < seqLen; p++) {
-            for (int i = 0; i < half; i++) {
-                double ang = p * inv[i];
-                ropeCos[p * half + i] = (float) Math.cos(ang);
-                ropeSin[p * half + i] = (float) Math.sin(ang);
-            }
-        }
+        float[][] cs = Ops.ropeTables(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScaling(), seqLen);
+        ropeCos = cs[0];
+        ropeSin = cs[1];
         ropeT = seqLen;
-    }
-
-    /**
-     * Rotates every head of every row in place; {@code inverse} applies the transposed rotation (the
-     * backward pass). Row r is at position r % seqLen.
-     */
-    private void rope(float[] x, int n, int seqLen, int heads, boolean inverse) {
-        int hd = cfg.headDim(), half = hd / 2, width = heads * hd;
-        boolean interleaved = cfg.ropeStyle() == RopeStyle.INTERLEAVED;
-        float sign = inverse ? -1f : 1f;
-        rowChunks(n, (r0, r1) -> {
-            for (int row = r0; row < r1; row++) {
-                int pos = row % seqLen;
-                int tab = pos * half;
-                for (int h = 0; h < heads; h++) {
-                    int o = row * width + h * hd;
-                    for (int i = 0; i < half; i++) {
-                        int i1 = interleaved ? o + 2 * i : o + i;
-                        int i2 = interleaved ? i1 + 1 : i1 + half;
-                        float c = ropeCos[tab + i], s = sign * ropeSin[tab + i];
-                        float a = x[i1], b = x[i2];
-                        x[i1] = a * c - b * s;
-                        x[i2] = b * c + a * s;
-                    }
-                }
-            }
-        });
-    }
-
-    private void attention(Acts a, int batch, int seqLen) {
-        int nh = cfg.nHeads(), nkv = cfg.nKvHeads(), group = nh / nkv, hd = cfg.headDim();
-        int qDim = cfg.qDim(), kvDim = cfg.kvDim();
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        par.forEach(batch * nkv, task -> {
-            int b = task / nkv, kh = task % nkv;
-            for (int gi = 0; gi < group; gi++) {
-                int h = kh * group + gi;
-                for (int t = 0; t < seqLen; t++) {
-                    int qo = (b * seqLen + t) * qDim + h * hd;
-                    int po = ((b * nh + h) * seqLen + t) * seqLen;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int s = 0; s <= t; s++) {
-                        float sc = Kernels.dot(a.q, qo, a.k, (b * seqLen + s) * kvDim + kh * hd, hd) * scale;
-                        a.probs[po + s] = sc;
-                        max = Math.max(max, sc);
-                    }
-                    double sum = 0;
-                    for (int s = 0; s <= t; s++) {
-                        float e = (float) Math.exp(a.probs[po + s] - max);
-                        a.probs[po + s] = e;
-                        sum += e;
-                    }
-                    float inv = (float) (1.0 / sum);
-                    Arrays.fill(a.att, qo, qo + hd, 0f);
-                    for (int s = 0; s <= t; s++) {
-                        float p = a.probs[po + s] * inv;
-                        a.probs[po + s] = p;
-                        Kernels.axpy(p, a.v, (b * seqLen + s) * kvDim + kh * hd, a.att, qo, hd);
-                    }
-                }
-            }
-        });
     }
 
     // ------------------------------------------------------------------------------------------ backward
@@ -486,8 +366,7 @@ public final class TrainModel {
             layerBackward(l, a);
         }
         // embedding: dE[token] += dx[row]
-        float[] ge = embd.grad();
-        for (int i = 0; i < n; i++) Kernels.add(dx, i * d, ge, curTokens[i] * d, d);
+        Ops.embeddingBackward(curTokens, n, dx, d, embd.grad());
     }
 
     /**
@@ -520,51 +399,19 @@ public final class TrainModel {
         }
     }
 
-    /** dxAcc += ∂/∂x of the RMSNorm given dy; w.grad += Σ dy ⊙ x·r. */
-    private void rmsnormBackward(float[] x, Param w, float[] r, float[] dy, float[] dxAcc, int n) {
-        int d = cfg.dim();
-        float[] wd = w.data(), wg = w.grad();
-        par.forEach((d + 63) / 64, t -> {
-            int c1 = Math.min(d, (t + 1) * 64);
-            for (int row = 0; row < n; row++) {
-                int o = row * d;
-                float inv = r[row];
-                for (int j = t * 64; j < c1; j++) wg[j] += dy[o + j] * (x[o + j] * inv);
-            }
-        });
-        rowChunks(n, (r0, r1) -> {
-            for (int row = r0; row < r1; row++) {
-                int o = row * d;
-                float inv = r[row];
-                double m = 0;
-                for (int j = 0; j < d; j++) m += (double) dy[o + j] * wd[j] * x[o + j];
-                float c = (float) (m * inv * inv / d);
-                for (int j = 0; j < d; j++) dxAcc[o + j] += inv * (dy[o + j] * wd[j] - x[o + j] * c);
-            }
-        });
-    }
-
     private void layerBackward(int l, Acts a) {
         Layer y = layers[l];
         int n = wsB * wsT, d = cfg.dim(), q = cfg.qDim(), kv = cfg.kvDim(), f = cfg.ffnDim();
         // MLP: out = act·Wdᵀ
         linearBackward(dx, a.act, null, n, f, d, y.wd, null, dact, false);
-        final int chunk = 1 << 13, len = n * f;
-        par.forEach((len + chunk - 1) / chunk, t -> {
-            int e = Math.min(len, (t + 1) * chunk);
-            for (int i = t * chunk; i < e; i++) {
-                float g = a.g[i], s = sigmoid(g), da = dact[i];
-                du[i] = da * g * s;
-                dg[i] = da * a.u[i] * s * (1f + g * (1f - s));
-            }
-        });
+        Ops.swigluBackward(par, a.g, a.u, dact, dg, du, n * f);
         Kernels.transpose(par, a.h2, 0, n, d, tB, 0);
         linearBackward(dg, null, tB, n, d, f, y.wg, null, dh, false);
         linearBackward(du, null, tB, n, d, f, y.wu, null, dh, true);
         rmsnormBackward(a.xMid, y.ffnNorm, a.r2, dh, dx, n);
         // attention output projection
         linearBackward(dx, a.att, null, n, q, d, y.wo, null, datt, false);
-        attentionBackward(a);
+        Ops.attentionBackward(par, a.q, a.k, a.v, a.probs, datt, dq, dk, dv, wsB, wsT, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
         rope(dq, n, wsT, cfg.nHeads(), true);
         rope(dk, n, wsT, cfg.nKvHeads(), true);
         Kernels.transpose(par, a.h1, 0, n, d, tB, 0);
@@ -574,42 +421,4 @@ public final class TrainModel {
         rmsnormBackward(xIn[l], y.attnNorm, a.r1, dh, dx, n);
     }
 
-    private void attentionBackward(Acts a) {
-        int batch = wsB, seqLen = wsT;
-        int nh = cfg.nHeads(), nkv = cfg.nKvHeads(), group = nh / nkv, hd = cfg.headDim();
-        int qDim = cfg.qDim(), kvDim = cfg.kvDim();
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        par.forEach(batch * nkv, task -> {
-            int b = task / nkv, kh = task % nkv;
-            float[] dp = new float[seqLen];
-            for (int s = 0; s < seqLen; s++) {
-                int ko = (b * seqLen + s) * kvDim + kh * hd;
-                Arrays.fill(dk, ko, ko + hd, 0f);
-                Arrays.fill(dv, ko, ko + hd, 0f);
-            }
-            for (int gi = 0; gi < group; gi++) {
-                int h = kh * group + gi;
-                for (int t = 0; t < seqLen; t++) {
-                    int qo = (b * seqLen + t) * qDim + h * hd;
-                    int po = ((b * nh + h) * seqLen + t) * seqLen;
-                    double dot = 0;
-                    for (int s = 0; s <= t; s++) {
-                        int ko = (b * seqLen + s) * kvDim + kh * hd;
-                        float p = a.probs[po + s];
-                        float g = Kernels.dot(datt, qo, a.v, ko, hd);
-                        dp[s] = g;
-                        dot += (double) p * g;
-                        Kernels.axpy(p, datt, qo, dv, ko, hd);
-                    }
-                    Arrays.fill(dq, qo, qo + hd, 0f);
-                    for (int s = 0; s <= t; s++) {
-                        int ko = (b * seqLen + s) * kvDim + kh * hd;
-                        float ds = a.probs[po + s] * (dp[s] - (float) dot) * scale;
-                        Kernels.axpy(ds, a.k, ko, dq, qo, hd);
-                        Kernels.axpy(ds, a.q, qo, dk, ko, hd);
-                    }
-                }
-            }
-        });
-    }
 }
