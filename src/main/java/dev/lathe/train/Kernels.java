@@ -1,7 +1,6 @@
 package dev.lathe.train;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -81,9 +80,19 @@ public final class Kernels {
         }
     }
 
+    /**
+     * Sum of the lanes in a fixed order. ({@code reduceLanes(VectorOperators.ADD)} may add in a different order when
+     * compiled than when interpreted, which would make runs depend on JIT timing; this does not.)
+     */
+    static float hsum(FloatVector v) {
+        float s = 0f;
+        for (int i = 0; i < L; i++) s += v.lane(i);
+        return s;
+    }
+
     /** Reduces a vector accumulator, adds the scalar tail [kv, k) and stores (or accumulates) it. */
     private static void fin(float[] c, int idx, FloatVector v, float[] a, int ai, float[] b, int bj, int kv, int k, boolean acc) {
-        float s = v.reduceLanes(VectorOperators.ADD);
+        float s = hsum(v);
         for (int p = kv; p < k; p++) s += a[ai + p] * b[bj + p];
         c[idx] = acc ? c[idx] + s : s;
     }
@@ -115,7 +124,7 @@ public final class Kernels {
             s1 = FloatVector.fromArray(S, a, ao + i + L).fma(FloatVector.fromArray(S, b, bo + i + L), s1);
         }
         for (; i + L <= n; i += L) s0 = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), s0);
-        float s = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float s = hsum(s0.add(s1));
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }
