@@ -1,13 +1,14 @@
 package dev.lathe.train;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * F32 kernels for training: one register-blocked, cache-blocked matrix product {@code C = A·Bᵀ} (both
- * operands row-major with the reduction dimension contiguous) parallel over output tiles, plus the vector
- * helpers used by attention and the element-wise operations. Every other product is expressed through
- * {@link #nt} by transposing one operand first ({@link #transpose}).
+ * F32 kernels for training: one register-blocked (4 rows × 4 vectors), cache-blocked (reduction blocks of
+ * 256) matrix product {@code C = A·B}, parallel over output tiles, plus the vector helpers used by attention
+ * and the element-wise operations. Products with a transposed operand transpose it first
+ * ({@link #transpose}, linear in the operand's size).
  */
 public final class Kernels {
     private Kernels() {}
@@ -15,90 +16,109 @@ public final class Kernels {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     static final int L = S.length();
 
-    /** Output rows of A per task / per tile of B rows per task. */
-    private static final int TILE_M = 64, TILE_N = 64;
+    /** Rows of C per task, columns of C per task, reduction block. */
+    private static final int TILE_M = 64, TILE_N = 128, KC = 256;
 
     /**
-     * C[M,N] (row stride ldc) = (or +=, when accumulate) A[M,K] · B[N,K]ᵀ, all row-major with row strides
-     * K (A, B) and ldc (C). Deterministic: each C element is one dot product in a fixed order.
+     * C[M,N] (row stride ldc) = (or +=, when accumulate) A[M,K] · B[K,N]; A has row stride K, B row stride N.
+     * Parallel over tiles of C. Every element is the chain c ← fma(a[i,k], b[k,j], c) for k = 0..K-1 in
+     * order (starting from 0, or from C when accumulating), whatever the path, tile or thread count, so the
+     * result is exactly reproducible.
      */
-    public static void nt(Parallel par, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
+    public static void nn(Parallel par, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
                           int m, int n, int k, boolean accumulate) {
         int tm = (m + TILE_M - 1) / TILE_M, tn = (n + TILE_N - 1) / TILE_N;
         par.forEach(tm * tn, task -> {
             int i0 = (task / tn) * TILE_M, j0 = (task % tn) * TILE_N;
-            ntTile(a, aOff, b, bOff, c, cOff, ldc, i0, Math.min(m, i0 + TILE_M), j0, Math.min(n, j0 + TILE_N), k, accumulate);
+            nnTile(a, aOff, b, bOff, c, cOff, ldc, i0, Math.min(m, i0 + TILE_M), j0, Math.min(n, j0 + TILE_N), n, k, accumulate);
         });
     }
 
-    /** Serial A·Bᵀ over a tile of rows [i0,i1) × columns [j0,j1). */
-    static void ntTile(float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
-                       int i0, int i1, int j0, int j1, int k, boolean acc) {
-        int kv = k - k % L;
-        int i = i0;
-        for (; i + 4 <= i1; i += 4) {
-            int a0 = aOff + i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
-            int j = j0;
-            for (; j + 4 <= j1; j += 4) {
-                int b0 = bOff + j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
-                FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00;
-                FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-                FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-                FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-                for (int p = 0; p < kv; p += L) {
-                    FloatVector x0 = FloatVector.fromArray(S, a, a0 + p);
-                    FloatVector x1 = FloatVector.fromArray(S, a, a1 + p);
-                    FloatVector x2 = FloatVector.fromArray(S, a, a2 + p);
-                    FloatVector x3 = FloatVector.fromArray(S, a, a3 + p);
-                    FloatVector y = FloatVector.fromArray(S, b, b0 + p);
-                    c00 = x0.fma(y, c00); c10 = x1.fma(y, c10); c20 = x2.fma(y, c20); c30 = x3.fma(y, c30);
-                    y = FloatVector.fromArray(S, b, b1 + p);
-                    c01 = x0.fma(y, c01); c11 = x1.fma(y, c11); c21 = x2.fma(y, c21); c31 = x3.fma(y, c31);
-                    y = FloatVector.fromArray(S, b, b2 + p);
-                    c02 = x0.fma(y, c02); c12 = x1.fma(y, c12); c22 = x2.fma(y, c22); c32 = x3.fma(y, c32);
-                    y = FloatVector.fromArray(S, b, b3 + p);
-                    c03 = x0.fma(y, c03); c13 = x1.fma(y, c13); c23 = x2.fma(y, c23); c33 = x3.fma(y, c33);
+    /** Serial A·B over rows [i0,i1) and columns [j0,j1) of C; ldb is B's row stride (= N). */
+    static void nnTile(float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
+                       int i0, int i1, int j0, int j1, int ldb, int k, boolean acc) {
+        int width = j1 - j0;
+        int jv4 = j0 + width - width % (4 * L);
+        int jv1 = j0 + width - width % L;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int k1 = Math.min(k, k0 + KC);
+            boolean load = acc || k0 > 0;
+            int i = i0;
+            for (; i + 4 <= i1; i += 4) {
+                int a0 = aOff + i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+                int r0 = cOff + i * ldc, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
+                for (int j = j0; j < jv4; j += 4 * L) {
+                    FloatVector c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+                    if (load) {
+                        c00 = FloatVector.fromArray(S, c, r0 + j); c01 = FloatVector.fromArray(S, c, r0 + j + L);
+                        c02 = FloatVector.fromArray(S, c, r0 + j + 2 * L); c03 = FloatVector.fromArray(S, c, r0 + j + 3 * L);
+                        c10 = FloatVector.fromArray(S, c, r1 + j); c11 = FloatVector.fromArray(S, c, r1 + j + L);
+                        c12 = FloatVector.fromArray(S, c, r1 + j + 2 * L); c13 = FloatVector.fromArray(S, c, r1 + j + 3 * L);
+                        c20 = FloatVector.fromArray(S, c, r2 + j); c21 = FloatVector.fromArray(S, c, r2 + j + L);
+                        c22 = FloatVector.fromArray(S, c, r2 + j + 2 * L); c23 = FloatVector.fromArray(S, c, r2 + j + 3 * L);
+                        c30 = FloatVector.fromArray(S, c, r3 + j); c31 = FloatVector.fromArray(S, c, r3 + j + L);
+                        c32 = FloatVector.fromArray(S, c, r3 + j + 2 * L); c33 = FloatVector.fromArray(S, c, r3 + j + 3 * L);
+                    } else {
+                        c00 = FloatVector.zero(S); c01 = c00; c02 = c00; c03 = c00; c10 = c00; c11 = c00; c12 = c00; c13 = c00;
+                        c20 = c00; c21 = c00; c22 = c00; c23 = c00; c30 = c00; c31 = c00; c32 = c00; c33 = c00;
+                    }
+                    for (int p = k0; p < k1; p++) {
+                        int bo = bOff + p * ldb + j;
+                        FloatVector y0 = FloatVector.fromArray(S, b, bo), y1 = FloatVector.fromArray(S, b, bo + L);
+                        FloatVector y2 = FloatVector.fromArray(S, b, bo + 2 * L), y3 = FloatVector.fromArray(S, b, bo + 3 * L);
+                        FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
+                        c00 = x.fma(y0, c00); c01 = x.fma(y1, c01); c02 = x.fma(y2, c02); c03 = x.fma(y3, c03);
+                        x = FloatVector.broadcast(S, a[a1 + p]);
+                        c10 = x.fma(y0, c10); c11 = x.fma(y1, c11); c12 = x.fma(y2, c12); c13 = x.fma(y3, c13);
+                        x = FloatVector.broadcast(S, a[a2 + p]);
+                        c20 = x.fma(y0, c20); c21 = x.fma(y1, c21); c22 = x.fma(y2, c22); c23 = x.fma(y3, c23);
+                        x = FloatVector.broadcast(S, a[a3 + p]);
+                        c30 = x.fma(y0, c30); c31 = x.fma(y1, c31); c32 = x.fma(y2, c32); c33 = x.fma(y3, c33);
+                    }
+                    c00.intoArray(c, r0 + j); c01.intoArray(c, r0 + j + L); c02.intoArray(c, r0 + j + 2 * L); c03.intoArray(c, r0 + j + 3 * L);
+                    c10.intoArray(c, r1 + j); c11.intoArray(c, r1 + j + L); c12.intoArray(c, r1 + j + 2 * L); c13.intoArray(c, r1 + j + 3 * L);
+                    c20.intoArray(c, r2 + j); c21.intoArray(c, r2 + j + L); c22.intoArray(c, r2 + j + 2 * L); c23.intoArray(c, r2 + j + 3 * L);
+                    c30.intoArray(c, r3 + j); c31.intoArray(c, r3 + j + L); c32.intoArray(c, r3 + j + 2 * L); c33.intoArray(c, r3 + j + 3 * L);
                 }
-                int r0 = cOff + i * ldc + j, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
-                fin(c, r0, c00, a, a0, b, b0, kv, k, acc); fin(c, r0 + 1, c01, a, a0, b, b1, kv, k, acc);
-                fin(c, r0 + 2, c02, a, a0, b, b2, kv, k, acc); fin(c, r0 + 3, c03, a, a0, b, b3, kv, k, acc);
-                fin(c, r1, c10, a, a1, b, b0, kv, k, acc); fin(c, r1 + 1, c11, a, a1, b, b1, kv, k, acc);
-                fin(c, r1 + 2, c12, a, a1, b, b2, kv, k, acc); fin(c, r1 + 3, c13, a, a1, b, b3, kv, k, acc);
-                fin(c, r2, c20, a, a2, b, b0, kv, k, acc); fin(c, r2 + 1, c21, a, a2, b, b1, kv, k, acc);
-                fin(c, r2 + 2, c22, a, a2, b, b2, kv, k, acc); fin(c, r2 + 3, c23, a, a2, b, b3, kv, k, acc);
-                fin(c, r3, c30, a, a3, b, b0, kv, k, acc); fin(c, r3 + 1, c31, a, a3, b, b1, kv, k, acc);
-                fin(c, r3 + 2, c32, a, a3, b, b2, kv, k, acc); fin(c, r3 + 3, c33, a, a3, b, b3, kv, k, acc);
+                for (int j = jv4; j < jv1; j += L) {
+                    FloatVector c0, c1, c2, c3;
+                    if (load) {
+                        c0 = FloatVector.fromArray(S, c, r0 + j); c1 = FloatVector.fromArray(S, c, r1 + j);
+                        c2 = FloatVector.fromArray(S, c, r2 + j); c3 = FloatVector.fromArray(S, c, r3 + j);
+                    } else {
+                        c0 = FloatVector.zero(S); c1 = c0; c2 = c0; c3 = c0;
+                    }
+                    for (int p = k0; p < k1; p++) {
+                        FloatVector y = FloatVector.fromArray(S, b, bOff + p * ldb + j);
+                        c0 = FloatVector.broadcast(S, a[a0 + p]).fma(y, c0);
+                        c1 = FloatVector.broadcast(S, a[a1 + p]).fma(y, c1);
+                        c2 = FloatVector.broadcast(S, a[a2 + p]).fma(y, c2);
+                        c3 = FloatVector.broadcast(S, a[a3 + p]).fma(y, c3);
+                    }
+                    c0.intoArray(c, r0 + j); c1.intoArray(c, r1 + j); c2.intoArray(c, r2 + j); c3.intoArray(c, r3 + j);
+                }
+                for (int u = 0; u < 4; u++) scalarRow(a, aOff + (i + u) * k, b, bOff, ldb, c, cOff + (i + u) * ldc, jv1, j1, k0, k1, load);
             }
-            for (; j < j1; j++) {
-                int bj = bOff + j * k;
-                for (int u = 0; u < 4; u++) store(c, cOff + (i + u) * ldc + j, dot(a, a0 + u * k, b, bj, k), acc);
+            for (; i < i1; i++) {
+                int ai = aOff + i * k, ri = cOff + i * ldc;
+                for (int j = j0; j < jv1; j += L) {
+                    FloatVector c0 = load ? FloatVector.fromArray(S, c, ri + j) : FloatVector.zero(S);
+                    for (int p = k0; p < k1; p++) c0 = FloatVector.broadcast(S, a[ai + p]).fma(FloatVector.fromArray(S, b, bOff + p * ldb + j), c0);
+                    c0.intoArray(c, ri + j);
+                }
+                scalarRow(a, ai, b, bOff, ldb, c, ri, jv1, j1, k0, k1, load);
             }
         }
-        for (; i < i1; i++) {
-            int ai = aOff + i * k;
-            for (int j = j0; j < j1; j++) store(c, cOff + i * ldc + j, dot(a, ai, b, bOff + j * k, k), acc);
+    }
+
+    /** Columns [j0,j1) of one row of C over k in [k0,k1), with the same fma chain as the vector paths. */
+    private static void scalarRow(float[] a, int ai, float[] b, int bOff, int ldb, float[] c, int ri, int j0, int j1,
+                                  int k0, int k1, boolean load) {
+        for (int j = j0; j < j1; j++) {
+            float s = load ? c[ri + j] : 0f;
+            for (int p = k0; p < k1; p++) s = Math.fma(a[ai + p], b[bOff + p * ldb + j], s);
+            c[ri + j] = s;
         }
-    }
-
-    /**
-     * Sum of the lanes in a fixed order. ({@code reduceLanes(VectorOperators.ADD)} may add in a different order when
-     * compiled than when interpreted, which would make runs depend on JIT timing; this does not.)
-     */
-    static float hsum(FloatVector v) {
-        float s = 0f;
-        for (int i = 0; i < L; i++) s += v.lane(i);
-        return s;
-    }
-
-    /** Reduces a vector accumulator, adds the scalar tail [kv, k) and stores (or accumulates) it. */
-    private static void fin(float[] c, int idx, FloatVector v, float[] a, int ai, float[] b, int bj, int kv, int k, boolean acc) {
-        float s = hsum(v);
-        for (int p = kv; p < k; p++) s += a[ai + p] * b[bj + p];
-        c[idx] = acc ? c[idx] + s : s;
-    }
-
-    private static void store(float[] c, int idx, float v, boolean acc) {
-        c[idx] = acc ? c[idx] + v : v;
     }
 
     /** dst[cols, rows] = src[rows, cols]ᵀ, parallel over blocks. */
@@ -113,6 +133,30 @@ public final class Kernels {
                 for (int cc = c0; cc < c1; cc++) dst[dstOff + cc * rows + r] = src[s + cc];
             }
         });
+    }
+
+    /**
+     * Sum of the lanes in a fixed order. ({@code reduceLanes(VectorOperators.ADD)} may add in a different order when
+     * compiled than when interpreted, which would make runs depend on JIT timing; this does not.)
+     */
+    static float hsum(FloatVector v) {
+        for (VectorShuffle<Float> sh : BUTTERFLY) v = v.add(v.rearrange(sh));
+        return v.lane(0);
+    }
+
+    /** Lane i ↔ lane i xor h for h = L/2, L/4, ..., 1: a butterfly that leaves the total in every lane. */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] BUTTERFLY = butterfly();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] butterfly() {
+        int steps = Integer.numberOfTrailingZeros(L);
+        VectorShuffle<Float>[] out = new VectorShuffle[steps];
+        for (int k = 0; k < steps; k++) {
+            int h = L >> (k + 1);
+            out[k] = VectorShuffle.fromOp(S, i -> i ^ h);
+        }
+        return out;
     }
 
     /** Σ a[ao+i]·b[bo+i], i < n. */

@@ -57,7 +57,7 @@ public final class TrainModel {
     private float[][] xIn;      // per layer input (residual stream), plus the final one at index nLayers
     private Acts[] acts;
     private float[] rF, hF, logits;
-    private float[] dx, dh, dq, dk, dv, datt, dg, du, dact, tA, tB, wT;
+    private float[] dx, dh, dq, dk, dv, datt, dg, du, dact, tA, scratch, wT;
     private float[] ropeCos, ropeSin;
     private int ropeT = -1;
     private int[] curTokens;
@@ -270,7 +270,7 @@ public final class TrainModel {
         dact = new float[n * f];
         int widest = Math.max(Math.max(d, f), Math.max(q, v));
         tA = new float[Math.multiplyExact(widest, n)];
-        tB = new float[Math.multiplyExact(widest, n)];
+        scratch = new float[n * d];
         long maxW = 0;
         for (Param p : params) maxW = Math.max(maxW, p.size());
         wT = new float[(int) maxW];
@@ -294,7 +294,7 @@ public final class TrainModel {
         float[] xf = xIn[layers.length];
         rmsnorm(xf, outNorm.data(), hF, rF, n);
         Param head = output != null ? output : embd;
-        Kernels.nt(par, hF, 0, head.data(), 0, logits, 0, cfg.vocabSize(), n, cfg.vocabSize(), d, false);
+        linear(hF, n, d, head, null, cfg.vocabSize(), logits);
     }
 
     private void layerForward(int l, Acts a, float[] x, float[] out, int batch, int seqLen) {
@@ -308,18 +308,20 @@ public final class TrainModel {
         rope(a.k, n, seqLen, cfg.nKvHeads(), false);
         Ops.attention(par, a.q, a.k, a.v, a.probs, a.att, batch, seqLen, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
         // xMid = x + att · Woᵀ
-        Kernels.nt(par, a.att, 0, y.wo.data(), 0, a.xMid, 0, d, n, d, q, false);
+        linear(a.att, n, q, y.wo, null, d, a.xMid);
         Ops.addInPlace(par, x, a.xMid, n * d);
         rmsnorm(a.xMid, y.ffnNorm.data(), a.h2, a.r2, n);
         linear(a.h2, n, d, y.wg, null, f, a.g);
         linear(a.h2, n, d, y.wu, null, f, a.u);
         Ops.swiglu(par, a.g, a.u, a.act, n * f);
-        Kernels.nt(par, a.act, 0, y.wd.data(), 0, out, 0, d, n, d, f, false);
+        linear(a.act, n, f, y.wd, null, d, out);
         Ops.addInPlace(par, a.xMid, out, n * d);
     }
 
+    /** y[n,out] = x[n,in]·Wᵀ (+ b). */
     private void linear(float[] x, int n, int in, Param w, Param bias, int out, float[] y) {
-        Kernels.nt(par, x, 0, w.data(), 0, y, 0, out, n, out, in, false);
+        Kernels.transpose(par, w.data(), 0, out, in, wT, 0);
+        Kernels.nn(par, x, 0, wT, 0, y, 0, out, n, out, in, false);
         if (bias != null) {
             float[] b = bias.data();
             par.forEach(n, r -> Kernels.add(b, 0, y, r * out, out));
@@ -352,14 +354,14 @@ public final class TrainModel {
         int n = wsB * wsT, d = cfg.dim(), vocab = cfg.vocabSize();
         Param head = output != null ? output : embd;
         // head: dW += dLogitsᵀ·hF ; dhF = dLogits·W
-        linearBackward(dLogits, hF, null, n, d, vocab, head, null, dh, false);
+        linearBackward(dLogits, hF, n, d, vocab, head, null, dh, false);
         Arrays.fill(dx, 0f);
         rmsnormBackward(xIn[layers.length], outNorm, rF, dh, dx, n);
         for (int l = layers.length - 1; l >= 0; l--) {
             Acts a;
             if (checkpointActivations) {
                 a = acts[0];
-                layerForward(l, a, xIn[l], tB, wsB, wsT); // recompute (output goes to scratch)
+                layerForward(l, a, xIn[l], scratch, wsB, wsT); // recompute (output goes to scratch)
             } else {
                 a = acts[l];
             }
@@ -370,17 +372,13 @@ public final class TrainModel {
     }
 
     /**
-     * For y = x·Wᵀ (+ b) with dy [n, out]: W.grad += dyᵀ·x (x given transposed as xT [in, n] when not
-     * null, else transposed here), b.grad += Σ rows of dy, dxOut (=, or += when accumulate) dy·W.
+     * For y = x·Wᵀ (+ b) with dy [n, out]: W.grad += dyᵀ·x, b.grad += Σ rows of dy, dxOut (=, or += when
+     * accumulate) dy·W.
      */
-    private void linearBackward(float[] dy, float[] x, float[] xT, int n, int in, int out, Param w, Param bias,
+    private void linearBackward(float[] dy, float[] x, int n, int in, int out, Param w, Param bias,
                                 float[] dxOut, boolean accumulate) {
         Kernels.transpose(par, dy, 0, n, out, tA, 0);
-        if (xT == null) {
-            Kernels.transpose(par, x, 0, n, in, tB, 0);
-            xT = tB;
-        }
-        Kernels.nt(par, tA, 0, xT, 0, w.grad(), 0, in, out, in, n, true);
+        Kernels.nn(par, tA, 0, x, 0, w.grad(), 0, in, out, in, n, true);
         if (bias != null) {
             float[] gb = bias.grad();
             float[] ta = tA;
@@ -393,31 +391,26 @@ public final class TrainModel {
                 }
             });
         }
-        if (dxOut != null) {
-            Kernels.transpose(par, w.data(), 0, out, in, wT, 0);
-            Kernels.nt(par, dy, 0, wT, 0, dxOut, 0, in, n, in, out, accumulate);
-        }
+        if (dxOut != null) Kernels.nn(par, dy, 0, w.data(), 0, dxOut, 0, in, n, in, out, accumulate);
     }
 
     private void layerBackward(int l, Acts a) {
         Layer y = layers[l];
         int n = wsB * wsT, d = cfg.dim(), q = cfg.qDim(), kv = cfg.kvDim(), f = cfg.ffnDim();
         // MLP: out = act·Wdᵀ
-        linearBackward(dx, a.act, null, n, f, d, y.wd, null, dact, false);
+        linearBackward(dx, a.act, n, f, d, y.wd, null, dact, false);
         Ops.swigluBackward(par, a.g, a.u, dact, dg, du, n * f);
-        Kernels.transpose(par, a.h2, 0, n, d, tB, 0);
-        linearBackward(dg, null, tB, n, d, f, y.wg, null, dh, false);
-        linearBackward(du, null, tB, n, d, f, y.wu, null, dh, true);
+        linearBackward(dg, a.h2, n, d, f, y.wg, null, dh, false);
+        linearBackward(du, a.h2, n, d, f, y.wu, null, dh, true);
         rmsnormBackward(a.xMid, y.ffnNorm, a.r2, dh, dx, n);
         // attention output projection
-        linearBackward(dx, a.att, null, n, q, d, y.wo, null, datt, false);
+        linearBackward(dx, a.att, n, q, d, y.wo, null, datt, false);
         Ops.attentionBackward(par, a.q, a.k, a.v, a.probs, datt, dq, dk, dv, wsB, wsT, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
         rope(dq, n, wsT, cfg.nHeads(), true);
         rope(dk, n, wsT, cfg.nKvHeads(), true);
-        Kernels.transpose(par, a.h1, 0, n, d, tB, 0);
-        linearBackward(dq, null, tB, n, d, q, y.wq, y.bq, dh, false);
-        linearBackward(dk, null, tB, n, d, kv, y.wk, y.bk, dh, true);
-        linearBackward(dv, null, tB, n, d, kv, y.wv, y.bv, dh, true);
+        linearBackward(dq, a.h1, n, d, q, y.wq, y.bq, dh, false);
+        linearBackward(dk, a.h1, n, d, kv, y.wk, y.bk, dh, true);
+        linearBackward(dv, a.h1, n, d, kv, y.wv, y.bv, dh, true);
         rmsnormBackward(xIn[l], y.attnNorm, a.r1, dh, dx, n);
     }
 
