@@ -47,39 +47,7 @@ public final class Kernels {
             for (; i + 4 <= i1; i += 4) {
                 int a0 = aOff + i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
                 int r0 = cOff + i * ldc, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
-                for (int j = j0; j < jv4; j += 4 * L) {
-                    FloatVector c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
-                    if (load) {
-                        c00 = FloatVector.fromArray(S, c, r0 + j); c01 = FloatVector.fromArray(S, c, r0 + j + L);
-                        c02 = FloatVector.fromArray(S, c, r0 + j + 2 * L); c03 = FloatVector.fromArray(S, c, r0 + j + 3 * L);
-                        c10 = FloatVector.fromArray(S, c, r1 + j); c11 = FloatVector.fromArray(S, c, r1 + j + L);
-                        c12 = FloatVector.fromArray(S, c, r1 + j + 2 * L); c13 = FloatVector.fromArray(S, c, r1 + j + 3 * L);
-                        c20 = FloatVector.fromArray(S, c, r2 + j); c21 = FloatVector.fromArray(S, c, r2 + j + L);
-                        c22 = FloatVector.fromArray(S, c, r2 + j + 2 * L); c23 = FloatVector.fromArray(S, c, r2 + j + 3 * L);
-                        c30 = FloatVector.fromArray(S, c, r3 + j); c31 = FloatVector.fromArray(S, c, r3 + j + L);
-                        c32 = FloatVector.fromArray(S, c, r3 + j + 2 * L); c33 = FloatVector.fromArray(S, c, r3 + j + 3 * L);
-                    } else {
-                        c00 = FloatVector.zero(S); c01 = c00; c02 = c00; c03 = c00; c10 = c00; c11 = c00; c12 = c00; c13 = c00;
-                        c20 = c00; c21 = c00; c22 = c00; c23 = c00; c30 = c00; c31 = c00; c32 = c00; c33 = c00;
-                    }
-                    for (int p = k0; p < k1; p++) {
-                        int bo = bOff + p * ldb + j;
-                        FloatVector y0 = FloatVector.fromArray(S, b, bo), y1 = FloatVector.fromArray(S, b, bo + L);
-                        FloatVector y2 = FloatVector.fromArray(S, b, bo + 2 * L), y3 = FloatVector.fromArray(S, b, bo + 3 * L);
-                        FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
-                        c00 = x.fma(y0, c00); c01 = x.fma(y1, c01); c02 = x.fma(y2, c02); c03 = x.fma(y3, c03);
-                        x = FloatVector.broadcast(S, a[a1 + p]);
-                        c10 = x.fma(y0, c10); c11 = x.fma(y1, c11); c12 = x.fma(y2, c12); c13 = x.fma(y3, c13);
-                        x = FloatVector.broadcast(S, a[a2 + p]);
-                        c20 = x.fma(y0, c20); c21 = x.fma(y1, c21); c22 = x.fma(y2, c22); c23 = x.fma(y3, c23);
-                        x = FloatVector.broadcast(S, a[a3 + p]);
-                        c30 = x.fma(y0, c30); c31 = x.fma(y1, c31); c32 = x.fma(y2, c32); c33 = x.fma(y3, c33);
-                    }
-                    c00.intoArray(c, r0 + j); c01.intoArray(c, r0 + j + L); c02.intoArray(c, r0 + j + 2 * L); c03.intoArray(c, r0 + j + 3 * L);
-                    c10.intoArray(c, r1 + j); c11.intoArray(c, r1 + j + L); c12.intoArray(c, r1 + j + 2 * L); c13.intoArray(c, r1 + j + 3 * L);
-                    c20.intoArray(c, r2 + j); c21.intoArray(c, r2 + j + L); c22.intoArray(c, r2 + j + 2 * L); c23.intoArray(c, r2 + j + 3 * L);
-                    c30.intoArray(c, r3 + j); c31.intoArray(c, r3 + j + L); c32.intoArray(c, r3 + j + 2 * L); c33.intoArray(c, r3 + j + 3 * L);
-                }
+                for (int j = j0; j < jv4; j += 4 * L) micro4x4(a, a0, k, b, bOff + j, ldb, c, r0 + j, ldc, k0, k1, load);
                 for (int j = jv4; j < jv1; j += L) {
                     FloatVector c0, c1, c2, c3;
                     if (load) {
@@ -109,6 +77,44 @@ public final class Kernels {
                 scalarRow(a, ai, b, bOff, ldb, c, ri, jv1, j1, k0, k1, load);
             }
         }
+    }
+
+    /** C[4 rows, 4 vectors] at c[ci..] (row stride ldc) over k in [k0,k1): A rows from a[ai + r·lda], B rows b[bj + p·ldb]. */
+    private static void micro4x4(float[] a, int ai, int lda, float[] b, int bj, int ldb, float[] c, int ci, int ldc,
+                                 int k0, int k1, boolean load) {
+        int a0 = ai, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+        int r0 = ci, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
+        FloatVector c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+        if (load) {
+            c00 = FloatVector.fromArray(S, c, r0); c01 = FloatVector.fromArray(S, c, r0 + L);
+            c02 = FloatVector.fromArray(S, c, r0 + 2 * L); c03 = FloatVector.fromArray(S, c, r0 + 3 * L);
+            c10 = FloatVector.fromArray(S, c, r1); c11 = FloatVector.fromArray(S, c, r1 + L);
+            c12 = FloatVector.fromArray(S, c, r1 + 2 * L); c13 = FloatVector.fromArray(S, c, r1 + 3 * L);
+            c20 = FloatVector.fromArray(S, c, r2); c21 = FloatVector.fromArray(S, c, r2 + L);
+            c22 = FloatVector.fromArray(S, c, r2 + 2 * L); c23 = FloatVector.fromArray(S, c, r2 + 3 * L);
+            c30 = FloatVector.fromArray(S, c, r3); c31 = FloatVector.fromArray(S, c, r3 + L);
+            c32 = FloatVector.fromArray(S, c, r3 + 2 * L); c33 = FloatVector.fromArray(S, c, r3 + 3 * L);
+        } else {
+            c00 = FloatVector.zero(S); c01 = c00; c02 = c00; c03 = c00; c10 = c00; c11 = c00; c12 = c00; c13 = c00;
+            c20 = c00; c21 = c00; c22 = c00; c23 = c00; c30 = c00; c31 = c00; c32 = c00; c33 = c00;
+        }
+        for (int p = k0; p < k1; p++) {
+            int bo = bj + p * ldb;
+            FloatVector y0 = FloatVector.fromArray(S, b, bo), y1 = FloatVector.fromArray(S, b, bo + L);
+            FloatVector y2 = FloatVector.fromArray(S, b, bo + 2 * L), y3 = FloatVector.fromArray(S, b, bo + 3 * L);
+            FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
+            c00 = x.fma(y0, c00); c01 = x.fma(y1, c01); c02 = x.fma(y2, c02); c03 = x.fma(y3, c03);
+            x = FloatVector.broadcast(S, a[a1 + p]);
+            c10 = x.fma(y0, c10); c11 = x.fma(y1, c11); c12 = x.fma(y2, c12); c13 = x.fma(y3, c13);
+            x = FloatVector.broadcast(S, a[a2 + p]);
+            c20 = x.fma(y0, c20); c21 = x.fma(y1, c21); c22 = x.fma(y2, c22); c23 = x.fma(y3, c23);
+            x = FloatVector.broadcast(S, a[a3 + p]);
+            c30 = x.fma(y0, c30); c31 = x.fma(y1, c31); c32 = x.fma(y2, c32); c33 = x.fma(y3, c33);
+        }
+        c00.intoArray(c, r0); c01.intoArray(c, r0 + L); c02.intoArray(c, r0 + 2 * L); c03.intoArray(c, r0 + 3 * L);
+        c10.intoArray(c, r1); c11.intoArray(c, r1 + L); c12.intoArray(c, r1 + 2 * L); c13.intoArray(c, r1 + 3 * L);
+        c20.intoArray(c, r2); c21.intoArray(c, r2 + L); c22.intoArray(c, r2 + 2 * L); c23.intoArray(c, r2 + 3 * L);
+        c30.intoArray(c, r3); c31.intoArray(c, r3 + L); c32.intoArray(c, r3 + 2 * L); c33.intoArray(c, r3 + 3 * L);
     }
 
     /** Columns [j0,j1) of one row of C over k in [k0,k1), with the same fma chain as the vector paths. */

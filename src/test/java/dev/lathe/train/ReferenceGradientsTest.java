@@ -1,6 +1,7 @@
 package dev.lathe.train;
 
 import dev.lathe.Fixtures;
+import dev.lathe.io.gguf.GgufWeightSource;
 import dev.lathe.io.hf.HfWeightSource;
 import dev.lathe.io.safetensors.SafetensorsFile;
 import dev.lathe.model.TensorNames;
@@ -25,6 +26,32 @@ class ReferenceGradientsTest {
     @Test
     void activationCheckpointingGivesTheSameGradients() {
         check("tiny-llama", true);
+    }
+
+    @Test
+    void ggufLayoutWithInterleavedRopeGivesTheSameLossAndGradients() {
+        try (GgufWeightSource g = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"));
+             SafetensorsFile fwd = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
+             SafetensorsFile grads = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/grads.safetensors"))) {
+            assertThat(g.config().ropeStyle()).isEqualTo(dev.lathe.model.RopeStyle.INTERLEAVED);
+            TrainModel m = TrainModel.load(g);
+            int[] tokens = TensorOps.toInts(fwd.tensor("tokens"));
+            int[] targets = new int[tokens.length];
+            for (int i = 0; i < tokens.length - 1; i++) targets[i] = tokens[i + 1];
+            targets[tokens.length - 1] = CrossEntropyLoss.DEFAULT_IGNORE_INDEX;
+            m.zeroGrad();
+            double loss = m.forwardBackward(tokens, targets, 1, tokens.length, new CrossEntropyLoss(), 1f / (tokens.length - 1)) / (tokens.length - 1);
+            assertThat(loss).isCloseTo(fwd.floats("loss")[0], org.assertj.core.data.Offset.offset(1e-5));
+            // un-permuted tensors keep HF gradients
+            float[] exp = grads.floats("grad.model.layers.1.mlp.down_proj.weight");
+            float[] got = m.param("blk.1.ffn_down.weight").grad();
+            double max = 0, err = 0;
+            for (int i = 0; i < exp.length; i++) {
+                max = Math.max(max, Math.abs(exp[i]));
+                err = Math.max(err, Math.abs(exp[i] - got[i]));
+            }
+            assertThat(err / max).isLessThan(1e-4);
+        }
     }
 
     private static void check(String model, boolean checkpoint) {

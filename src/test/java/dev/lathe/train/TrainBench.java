@@ -22,14 +22,18 @@ public final class TrainBench {
         for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(512);
         TrainConfig tc = TrainConfig.builder().seqLen(seqLen).batchSize(batch).steps(1_000_000).warmupSteps(10).build();
         Trainer t = new Trainer(m, tc, new CrossEntropyLoss(-100, par), tokens, null, 0);
-        t.runUntil(2, null); // warm-up (JIT)
+        t.runUntil(6, null); // warm-up (JIT)
+        var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        long cpu0 = os.getProcessCpuTime();
         long t0 = System.nanoTime();
         long s0 = t.step();
         while ((System.nanoTime() - t0) / 1e9 < seconds) t.runUntil(t.step() + 1, null);
         double secs = (System.nanoTime() - t0) / 1e9;
         long steps = t.step() - s0;
         double tps = steps * (double) batch * seqLen / secs;
-        System.out.printf("params %d, threads %d, B=%d T=%d: %d steps in %.2f s, %.0f tokens/s, %.2f GFLOP/s (6*params*tokens/s)%n",
-                m.parameterCount(), threads, batch, seqLen, steps, secs, tps, 6.0 * m.parameterCount() * tps / 1e9);
+        double cpuSecs = (os.getProcessCpuTime() - cpu0) / 1e9;
+        System.out.printf("params %d, threads %d, B=%d T=%d: %d steps in %.2f s wall (%.2f s CPU), %.0f tokens/s, %.2f GFLOP/s (6*params*tokens/s); per CPU-second: %.0f tokens, %.2f GFLOP%n",
+                m.parameterCount(), threads, batch, seqLen, steps, secs, cpuSecs, tps, 6.0 * m.parameterCount() * tps / 1e9,
+                steps * (double) batch * seqLen / cpuSecs, 6.0 * m.parameterCount() * steps * batch * seqLen / cpuSecs / 1e9);
     }
 }
