@@ -189,6 +189,42 @@ public final class Kernels {
         for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
+    /**
+     * out[oo + j] (= or +=) Σ_{r<count} coef[co + r·cStride] · rows[ro + r·rStride + j] for j < n: a weighted
+     * sum of rows kept in registers (up to 4 vectors at a time) instead of one axpy per row.
+     */
+    public static void weightedRows(float[] coef, int co, int cStride, int count, float[] rows, int ro, int rStride,
+                                    float[] out, int oo, int n, boolean accumulate) {
+        int j = 0;
+        for (; j + 4 * L <= n; j += 4 * L) {
+            FloatVector s0 = accumulate ? FloatVector.fromArray(S, out, oo + j) : FloatVector.zero(S);
+            FloatVector s1 = accumulate ? FloatVector.fromArray(S, out, oo + j + L) : FloatVector.zero(S);
+            FloatVector s2 = accumulate ? FloatVector.fromArray(S, out, oo + j + 2 * L) : FloatVector.zero(S);
+            FloatVector s3 = accumulate ? FloatVector.fromArray(S, out, oo + j + 3 * L) : FloatVector.zero(S);
+            for (int r = 0; r < count; r++) {
+                FloatVector w = FloatVector.broadcast(S, coef[co + r * cStride]);
+                int b = ro + r * rStride + j;
+                s0 = w.fma(FloatVector.fromArray(S, rows, b), s0);
+                s1 = w.fma(FloatVector.fromArray(S, rows, b + L), s1);
+                s2 = w.fma(FloatVector.fromArray(S, rows, b + 2 * L), s2);
+                s3 = w.fma(FloatVector.fromArray(S, rows, b + 3 * L), s3);
+            }
+            s0.intoArray(out, oo + j); s1.intoArray(out, oo + j + L); s2.intoArray(out, oo + j + 2 * L); s3.intoArray(out, oo + j + 3 * L);
+        }
+        for (; j + L <= n; j += L) {
+            FloatVector s0 = accumulate ? FloatVector.fromArray(S, out, oo + j) : FloatVector.zero(S);
+            for (int r = 0; r < count; r++) {
+                s0 = FloatVector.broadcast(S, coef[co + r * cStride]).fma(FloatVector.fromArray(S, rows, ro + r * rStride + j), s0);
+            }
+            s0.intoArray(out, oo + j);
+        }
+        for (; j < n; j++) {
+            float s0 = accumulate ? out[oo + j] : 0f;
+            for (int r = 0; r < count; r++) s0 = Math.fma(coef[co + r * cStride], rows[ro + r * rStride + j], s0);
+            out[oo + j] = s0;
+        }
+    }
+
     /** y[yo+i] += x[xo+i], i < n. */
     public static void add(float[] x, int xo, float[] y, int yo, int n) {
         int i = 0;

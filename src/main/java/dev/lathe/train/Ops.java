@@ -163,12 +163,8 @@ public final class Ops {
                         sum += e;
                     }
                     float inv = (float) (1.0 / sum);
-                    Arrays.fill(out, qo, qo + hd, 0f);
-                    for (int s = 0; s <= t; s++) {
-                        float p = probs[po + s] * inv;
-                        probs[po + s] = p;
-                        Kernels.axpy(p, v, (b * seqLen + s) * kvDim + kh * hd, out, qo, hd);
-                    }
+                    for (int s = 0; s <= t; s++) probs[po + s] *= inv;
+                    Kernels.weightedRows(probs, po, 1, t + 1, v, b * seqLen * kvDim + kh * hd, kvDim, out, qo, hd, false);
                 }
             }
         });
@@ -181,33 +177,30 @@ public final class Ops {
         float scale = (float) (1.0 / Math.sqrt(hd));
         par.forEach(batch * nkv, task -> {
             int b = task / nkv, kh = task % nkv;
-            float[] dp = new float[seqLen];
-            for (int s = 0; s < seqLen; s++) {
-                int ko = (b * seqLen + s) * kvDim + kh * hd;
-                Arrays.fill(dk, ko, ko + hd, 0f);
-                Arrays.fill(dv, ko, ko + hd, 0f);
-            }
+            float[] ds = new float[seqLen * seqLen]; // dL/dscores of one head, row t = query
+            int kvBase = b * seqLen * kvDim + kh * hd;
             for (int gi = 0; gi < group; gi++) {
                 int h = kh * group + gi;
+                int qBase = b * seqLen * qDim + h * hd;
+                int pBase = (b * nh + h) * seqLen * seqLen;
                 for (int t = 0; t < seqLen; t++) {
-                    int qo = (b * seqLen + t) * qDim + h * hd;
-                    int po = ((b * nh + h) * seqLen + t) * seqLen;
+                    int qo = qBase + t * qDim, po = pBase + t * seqLen, ro = t * seqLen;
                     double dot = 0;
                     for (int s = 0; s <= t; s++) {
-                        int ko = (b * seqLen + s) * kvDim + kh * hd;
-                        float p = probs[po + s];
-                        float g = Kernels.dot(dOut, qo, v, ko, hd);
-                        dp[s] = g;
-                        dot += (double) p * g;
-                        Kernels.axpy(p, dOut, qo, dv, ko, hd);
+                        float g = Kernels.dot(dOut, qo, v, kvBase + s * kvDim, hd);
+                        ds[ro + s] = g;
+                        dot += (double) probs[po + s] * g;
                     }
-                    Arrays.fill(dq, qo, qo + hd, 0f);
-                    for (int s = 0; s <= t; s++) {
-                        int ko = (b * seqLen + s) * kvDim + kh * hd;
-                        float ds = probs[po + s] * (dp[s] - (float) dot) * scale;
-                        Kernels.axpy(ds, k, ko, dq, qo, hd);
-                        Kernels.axpy(ds, q, qo, dk, ko, hd);
-                    }
+                    float dsum = (float) dot;
+                    for (int s = 0; s <= t; s++) ds[ro + s] = probs[po + s] * (ds[ro + s] - dsum) * scale;
+                    // dq_t = Σ_s ds[t,s] k_s
+                    Kernels.weightedRows(ds, ro, 1, t + 1, k, kvBase, kvDim, dq, qo, hd, false);
+                }
+                // dk_s (+)= Σ_{t≥s} ds[t,s] q_t ; dv_s (+)= Σ_{t≥s} p[t,s] dOut_t (heads of the group add up)
+                for (int s = 0; s < seqLen; s++) {
+                    int ko = kvBase + s * kvDim, cnt = seqLen - s;
+                    Kernels.weightedRows(ds, s * seqLen + s, seqLen, cnt, q, qBase + s * qDim, qDim, dk, ko, hd, gi > 0);
+                    Kernels.weightedRows(probs, pBase + s * seqLen + s, seqLen, cnt, dOut, qBase + s * qDim, qDim, dv, ko, hd, gi > 0);
                 }
             }
         });
@@ -219,22 +212,26 @@ public final class Ops {
         return (float) (1.0 / (1.0 + Math.exp(-z)));
     }
 
-    /** out = silu(g) ⊙ u. */
-    public static void swiglu(Parallel par, float[] g, float[] u, float[] out, int len) {
-        final int chunk = 1 << 13;
-        par.forEach((len + chunk - 1) / chunk, t -> {
-            int e = Math.min(len, (t + 1) * chunk);
-            for (int i = t * chunk; i < e; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
-        });
-    }
-
-    /** dg, du (overwritten) from dOut for {@link #swiglu}. */
-    public static void swigluBackward(Parallel par, float[] g, float[] u, float[] dOut, float[] dg, float[] du, int len) {
+    /** out = silu(g) ⊙ u; sig receives σ(g) for the backward pass. */
+    public static void swiglu(Parallel par, float[] g, float[] u, float[] sig, float[] out, int len) {
         final int chunk = 1 << 13;
         par.forEach((len + chunk - 1) / chunk, t -> {
             int e = Math.min(len, (t + 1) * chunk);
             for (int i = t * chunk; i < e; i++) {
-                float gi = g[i], s = sigmoid(gi), da = dOut[i];
+                float s = sigmoid(g[i]);
+                sig[i] = s;
+                out[i] = g[i] * s * u[i];
+            }
+        });
+    }
+
+    /** dg, du (overwritten) from dOut for {@link #swiglu}, given σ(g) from the forward pass. */
+    public static void swigluBackward(Parallel par, float[] g, float[] u, float[] sig, float[] dOut, float[] dg, float[] du, int len) {
+        final int chunk = 1 << 13;
+        par.forEach((len + chunk - 1) / chunk, t -> {
+            int e = Math.min(len, (t + 1) * chunk);
+            for (int i = t * chunk; i < e; i++) {
+                float gi = g[i], s = sig[i], da = dOut[i];
                 du[i] = da * gi * s;
                 dg[i] = da * u[i] * s * (1f + gi * (1f - s));
             }

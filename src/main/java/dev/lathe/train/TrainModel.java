@@ -41,7 +41,7 @@ public final class TrainModel {
 
     /** Per-layer activations kept for backward. */
     private static final class Acts {
-        float[] r1, h1, q, k, v, probs, att, xMid, r2, h2, g, u, act;
+        float[] r1, h1, q, k, v, probs, att, xMid, r2, h2, g, u, sig, act;
     }
 
     private final ModelConfig cfg;
@@ -253,6 +253,7 @@ public final class TrainModel {
             a.h2 = new float[n * d];
             a.g = new float[n * f];
             a.u = new float[n * f];
+            a.sig = new float[n * f];
             a.act = new float[n * f];
             acts[i] = a;
         }
@@ -313,7 +314,7 @@ public final class TrainModel {
         rmsnorm(a.xMid, y.ffnNorm.data(), a.h2, a.r2, n);
         linear(a.h2, n, d, y.wg, null, f, a.g);
         linear(a.h2, n, d, y.wu, null, f, a.u);
-        Ops.swiglu(par, a.g, a.u, a.act, n * f);
+        Ops.swiglu(par, a.g, a.u, a.sig, a.act, n * f);
         linear(a.act, n, f, y.wd, null, d, out);
         Ops.addInPlace(par, a.xMid, out, n * d);
     }
@@ -399,7 +400,7 @@ public final class TrainModel {
         int n = wsB * wsT, d = cfg.dim(), q = cfg.qDim(), kv = cfg.kvDim(), f = cfg.ffnDim();
         // MLP: out = act·Wdᵀ
         linearBackward(dx, a.act, n, f, d, y.wd, null, dact, false);
-        Ops.swigluBackward(par, a.g, a.u, dact, dg, du, n * f);
+        Ops.swigluBackward(par, a.g, a.u, a.sig, dact, dg, du, n * f);
         linearBackward(dg, a.h2, n, d, f, y.wg, null, dh, false);
         linearBackward(du, a.h2, n, d, f, y.wu, null, dh, true);
         rmsnormBackward(a.xMid, y.ffnNorm, a.r2, dh, dx, n);

@@ -107,13 +107,14 @@ class OpsFiniteDifferenceTest {
     @Test
     void swiglu() {
         int len = 12;
-        float[] g = randn(10, len, 2), u = randn(11, len, 1), rr = randn(12, len, 1), out = new float[len];
+        float[] g = randn(10, len, 2), u = randn(11, len, 1), rr = randn(12, len, 1), out = new float[len], sig = new float[len];
         DoubleSupplier f = () -> {
-            Ops.swiglu(PAR, g, u, out, len);
+            Ops.swiglu(PAR, g, u, sig, out, len);
             return dot(rr, out);
         };
+        f.getAsDouble();
         float[] dg = new float[len], du = new float[len];
-        Ops.swigluBackward(PAR, g, u, rr, dg, du, len);
+        Ops.swigluBackward(PAR, g, u, sig, rr, dg, du, len);
         check("swiglu dg", g, dg, f);
         check("swiglu du", u, du, f);
     }
