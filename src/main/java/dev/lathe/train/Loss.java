@@ -13,6 +13,13 @@ public interface Loss {
      */
     double sum(float[] logits, int rows, int vocab, int[] targets, float[] grad, float gradScale);
 
+    /**
+     * Called by {@link TrainModel} with the batch's inputs and targets right before {@link #sum} on its
+     * logits (row r of the logits is position r % seqLen of sequence r / seqLen). A loss that needs more than
+     * the targets — e.g. distillation, which runs a teacher on the same inputs — prepares it here.
+     */
+    default void prepare(int[] inputs, int[] targets, int batch, int seqLen) {}
+
     /** How many of the first {@code rows} targets count towards the loss. */
     int count(int[] targets, int rows);
 

@@ -208,6 +208,7 @@ public final class TrainModel {
     /** Forward and loss (no gradients): the summed loss over counted targets. */
     public double lossSum(int[] tokens, int[] targets, int batch, int seqLen, Loss loss) {
         runForward(tokens, batch, seqLen, false);
+        loss.prepare(tokens, targets, batch, seqLen);
         return loss.sum(logits, batch * seqLen, cfg.vocabSize(), targets, null, 0f);
     }
 
@@ -218,6 +219,7 @@ public final class TrainModel {
     public double forwardBackward(int[] tokens, int[] targets, int batch, int seqLen, Loss loss, float gradScale) {
         runForward(tokens, batch, seqLen, true);
         int n = batch * seqLen;
+        loss.prepare(tokens, targets, batch, seqLen);
         double s = loss.sum(logits, n, cfg.vocabSize(), targets, logits, gradScale);
         backward(logits);
         return s;

@@ -180,8 +180,16 @@ class TrainerTest {
     void nonFiniteLossStopsTrainingAndKeepsTheLastCheckpoint() throws IOException {
         Path ck = dir.resolve("nan.ckpt");
         Loss ce = new CrossEntropyLoss();
-        int[] calls = {0};
+        int[] calls = {0}, prepared = {0};
         Loss poisoned = new Loss() {
+            @Override
+            public void prepare(int[] inputs, int[] targets, int batch, int seqLen) {
+                assertThat(batch).isEqualTo(4);
+                assertThat(seqLen).isEqualTo(32);
+                assertThat(targets[0]).isEqualTo(inputs[1]); // targets are the inputs shifted by one
+                prepared[0]++;
+            }
+
             @Override
             public double sum(float[] logits, int rows, int vocab, int[] targets, float[] grad, float gradScale) {
                 double s = ce.sum(logits, rows, vocab, targets, grad, gradScale);
@@ -197,6 +205,7 @@ class TrainerTest {
         assertThatThrownBy(() -> t.run(null)).isInstanceOf(LatheException.class)
                 .hasMessageContaining("non-finite loss").hasMessageContaining("step 5").hasMessageContaining(ck.toString());
         assertThat(t.step()).isEqualTo(4);
+        assertThat(prepared[0]).isEqualTo(calls[0]);
         Checkpoint.State s = Checkpoint.load(ck);
         assertThat(s.step()).isEqualTo(4);
         assertThat(s.tensor(ck, "param/token_embd.weight")).containsExactly(t.model().param("token_embd.weight").data());
