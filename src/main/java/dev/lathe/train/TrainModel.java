@@ -61,6 +61,7 @@ public final class TrainModel {
     private float[] ropeCos, ropeSin;
     private int ropeT = -1;
     private int[] curTokens;
+    private int curB, curT;
 
     private TrainModel(ModelConfig cfg, Parallel par) {
         this.cfg = cfg;
@@ -236,7 +237,7 @@ public final class TrainModel {
     }
 
     private void ensureWorkspace(int batch, int seqLen) {
-        if (batch == wsB && seqLen == wsT) return;
+        if (seqLen == wsT && batch <= wsB) return; // big enough: every buffer is used by its first rows
         int n = batch * seqLen, d = cfg.dim(), f = cfg.ffnDim(), q = cfg.qDim(), kv = cfg.kvDim(), v = cfg.vocabSize();
         int nl = cfg.nLayers();
         xIn = new float[nl + 1][n * d];
@@ -290,6 +291,8 @@ public final class TrainModel {
         ensureWorkspace(batch, seqLen);
         ensureRope(seqLen);
         curTokens = Arrays.copyOf(tokens, batch * seqLen);
+        curB = batch;
+        curT = seqLen;
         int n = batch * seqLen, d = cfg.dim();
         float[] x0 = xIn[0];
         Ops.embedding(tokens, n, embd.data(), d, x0);
@@ -354,7 +357,7 @@ public final class TrainModel {
     // ------------------------------------------------------------------------------------------ backward
 
     private void backward(float[] dLogits) {
-        int n = wsB * wsT, d = cfg.dim(), vocab = cfg.vocabSize();
+        int n = curB * curT, d = cfg.dim(), vocab = cfg.vocabSize();
         Param head = output != null ? output : embd;
         // head: dW += dLogitsᵀ·hF ; dhF = dLogits·W
         linearBackward(dLogits, hF, n, d, vocab, head, null, dh, false);
@@ -364,7 +367,7 @@ public final class TrainModel {
             Acts a;
             if (checkpointActivations) {
                 a = acts[0];
-                layerForward(l, a, xIn[l], scratch, wsB, wsT); // recompute (output goes to scratch)
+                layerForward(l, a, xIn[l], scratch, curB, curT); // recompute (output goes to scratch)
             } else {
                 a = acts[l];
             }
@@ -399,7 +402,7 @@ public final class TrainModel {
 
     private void layerBackward(int l, Acts a) {
         Layer y = layers[l];
-        int n = wsB * wsT, d = cfg.dim(), q = cfg.qDim(), kv = cfg.kvDim(), f = cfg.ffnDim();
+        int n = curB * curT, d = cfg.dim(), q = cfg.qDim(), kv = cfg.kvDim(), f = cfg.ffnDim();
         // MLP: out = act·Wdᵀ
         linearBackward(dx, a.act, n, f, d, y.wd, null, dact, false);
         Ops.swigluBackward(par, a.g, a.u, a.sig, dact, dg, du, n * f);
@@ -408,9 +411,9 @@ public final class TrainModel {
         rmsnormBackward(a.xMid, y.ffnNorm, a.r2, dh, dx, n);
         // attention output projection
         linearBackward(dx, a.att, n, q, d, y.wo, null, datt, false);
-        Ops.attentionBackward(par, a.q, a.k, a.v, a.probs, datt, dq, dk, dv, wsB, wsT, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
-        rope(dq, n, wsT, cfg.nHeads(), true);
-        rope(dk, n, wsT, cfg.nKvHeads(), true);
+        Ops.attentionBackward(par, a.q, a.k, a.v, a.probs, datt, dq, dk, dv, curB, curT, cfg.nHeads(), cfg.nKvHeads(), cfg.headDim());
+        rope(dq, n, curT, cfg.nHeads(), true);
+        rope(dk, n, curT, cfg.nKvHeads(), true);
         linearBackward(dq, a.h1, n, d, q, y.wq, y.bq, dh, false);
         linearBackward(dk, a.h1, n, d, kv, y.wk, y.bk, dh, true);
         linearBackward(dv, a.h1, n, d, kv, y.wv, y.bv, dh, true);
