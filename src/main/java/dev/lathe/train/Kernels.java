@@ -30,12 +30,28 @@ public final class Kernels {
         int tm = (m + TILE_M - 1) / TILE_M, tn = (n + TILE_N - 1) / TILE_N;
         par.forEach(tm * tn, task -> {
             int i0 = (task / tn) * TILE_M, j0 = (task % tn) * TILE_N;
-            nnTile(a, aOff, b, bOff, c, cOff, ldc, i0, Math.min(m, i0 + TILE_M), j0, Math.min(n, j0 + TILE_N), n, k, accumulate);
+            nnTile(a, aOff, k, 1, b, bOff, c, cOff, ldc, i0, Math.min(m, i0 + TILE_M), j0, Math.min(n, j0 + TILE_N), n, k, accumulate);
         });
     }
 
-    /** Serial A·B over rows [i0,i1) and columns [j0,j1) of C; ldb is B's row stride (= N). */
-    static void nnTile(float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
+    /**
+     * C[M,N] (=, or +=) Aᵀ·B where {@code a} holds A as [K, M] row-major (so C = aᵀ·b; e.g. a weight gradient
+     * dyᵀ·x without transposing dy). Same fma chain and reproducibility as {@link #nn}.
+     */
+    public static void tn(Parallel par, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
+                          int m, int n, int k, boolean accumulate) {
+        int tm = (m + TILE_M - 1) / TILE_M, tn = (n + TILE_N - 1) / TILE_N;
+        par.forEach(tm * tn, task -> {
+            int i0 = (task / tn) * TILE_M, j0 = (task % tn) * TILE_N;
+            nnTile(a, aOff, 1, m, b, bOff, c, cOff, ldc, i0, Math.min(m, i0 + TILE_M), j0, Math.min(n, j0 + TILE_N), n, k, accumulate);
+        });
+    }
+
+    /**
+     * Serial A·B over rows [i0,i1) and columns [j0,j1) of C; A(i,p) = a[aOff + i·ars + p·acs]; ldb is B's row
+     * stride (= N).
+     */
+    static void nnTile(float[] a, int aOff, int ars, int acs, float[] b, int bOff, float[] c, int cOff, int ldc,
                        int i0, int i1, int j0, int j1, int ldb, int k, boolean acc) {
         int width = j1 - j0;
         int jv4 = j0 + width - width % (4 * L);
@@ -45,9 +61,9 @@ public final class Kernels {
             boolean load = acc || k0 > 0;
             int i = i0;
             for (; i + 4 <= i1; i += 4) {
-                int a0 = aOff + i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+                int a0 = aOff + i * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
                 int r0 = cOff + i * ldc, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
-                for (int j = j0; j < jv4; j += 4 * L) micro4x4(a, a0, k, b, bOff + j, ldb, c, r0 + j, ldc, k0, k1, load);
+                for (int j = j0; j < jv4; j += 4 * L) micro4x4(a, a0, ars, acs, b, bOff + j, ldb, c, r0 + j, ldc, k0, k1, load);
                 for (int j = jv4; j < jv1; j += L) {
                     FloatVector c0, c1, c2, c3;
                     if (load) {
@@ -58,31 +74,32 @@ public final class Kernels {
                     }
                     for (int p = k0; p < k1; p++) {
                         FloatVector y = FloatVector.fromArray(S, b, bOff + p * ldb + j);
-                        c0 = FloatVector.broadcast(S, a[a0 + p]).fma(y, c0);
-                        c1 = FloatVector.broadcast(S, a[a1 + p]).fma(y, c1);
-                        c2 = FloatVector.broadcast(S, a[a2 + p]).fma(y, c2);
-                        c3 = FloatVector.broadcast(S, a[a3 + p]).fma(y, c3);
+                        int ap = p * acs;
+                        c0 = FloatVector.broadcast(S, a[a0 + ap]).fma(y, c0);
+                        c1 = FloatVector.broadcast(S, a[a1 + ap]).fma(y, c1);
+                        c2 = FloatVector.broadcast(S, a[a2 + ap]).fma(y, c2);
+                        c3 = FloatVector.broadcast(S, a[a3 + ap]).fma(y, c3);
                     }
                     c0.intoArray(c, r0 + j); c1.intoArray(c, r1 + j); c2.intoArray(c, r2 + j); c3.intoArray(c, r3 + j);
                 }
-                for (int u = 0; u < 4; u++) scalarRow(a, aOff + (i + u) * k, b, bOff, ldb, c, cOff + (i + u) * ldc, jv1, j1, k0, k1, load);
+                for (int u = 0; u < 4; u++) scalarRow(a, aOff + (i + u) * ars, acs, b, bOff, ldb, c, cOff + (i + u) * ldc, jv1, j1, k0, k1, load);
             }
             for (; i < i1; i++) {
-                int ai = aOff + i * k, ri = cOff + i * ldc;
+                int ai = aOff + i * ars, ri = cOff + i * ldc;
                 for (int j = j0; j < jv1; j += L) {
                     FloatVector c0 = load ? FloatVector.fromArray(S, c, ri + j) : FloatVector.zero(S);
-                    for (int p = k0; p < k1; p++) c0 = FloatVector.broadcast(S, a[ai + p]).fma(FloatVector.fromArray(S, b, bOff + p * ldb + j), c0);
+                    for (int p = k0; p < k1; p++) c0 = FloatVector.broadcast(S, a[ai + p * acs]).fma(FloatVector.fromArray(S, b, bOff + p * ldb + j), c0);
                     c0.intoArray(c, ri + j);
                 }
-                scalarRow(a, ai, b, bOff, ldb, c, ri, jv1, j1, k0, k1, load);
+                scalarRow(a, ai, acs, b, bOff, ldb, c, ri, jv1, j1, k0, k1, load);
             }
         }
     }
 
-    /** C[4 rows, 4 vectors] at c[ci..] (row stride ldc) over k in [k0,k1): A rows from a[ai + r·lda], B rows b[bj + p·ldb]. */
-    private static void micro4x4(float[] a, int ai, int lda, float[] b, int bj, int ldb, float[] c, int ci, int ldc,
+    /** C[4 rows, 4 vectors] at c[ci..] (row stride ldc) over k in [k0,k1): A(r,p) = a[ai + r·ars + p·acs], B rows b[bj + p·ldb]. */
+    private static void micro4x4(float[] a, int ai, int ars, int acs, float[] b, int bj, int ldb, float[] c, int ci, int ldc,
                                  int k0, int k1, boolean load) {
-        int a0 = ai, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+        int a0 = ai, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
         int r0 = ci, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
         FloatVector c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
         if (load) {
@@ -102,13 +119,14 @@ public final class Kernels {
             int bo = bj + p * ldb;
             FloatVector y0 = FloatVector.fromArray(S, b, bo), y1 = FloatVector.fromArray(S, b, bo + L);
             FloatVector y2 = FloatVector.fromArray(S, b, bo + 2 * L), y3 = FloatVector.fromArray(S, b, bo + 3 * L);
-            FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
+            int ap = p * acs;
+            FloatVector x = FloatVector.broadcast(S, a[a0 + ap]);
             c00 = x.fma(y0, c00); c01 = x.fma(y1, c01); c02 = x.fma(y2, c02); c03 = x.fma(y3, c03);
-            x = FloatVector.broadcast(S, a[a1 + p]);
+            x = FloatVector.broadcast(S, a[a1 + ap]);
             c10 = x.fma(y0, c10); c11 = x.fma(y1, c11); c12 = x.fma(y2, c12); c13 = x.fma(y3, c13);
-            x = FloatVector.broadcast(S, a[a2 + p]);
+            x = FloatVector.broadcast(S, a[a2 + ap]);
             c20 = x.fma(y0, c20); c21 = x.fma(y1, c21); c22 = x.fma(y2, c22); c23 = x.fma(y3, c23);
-            x = FloatVector.broadcast(S, a[a3 + p]);
+            x = FloatVector.broadcast(S, a[a3 + ap]);
             c30 = x.fma(y0, c30); c31 = x.fma(y1, c31); c32 = x.fma(y2, c32); c33 = x.fma(y3, c33);
         }
         c00.intoArray(c, r0); c01.intoArray(c, r0 + L); c02.intoArray(c, r0 + 2 * L); c03.intoArray(c, r0 + 3 * L);
@@ -118,11 +136,11 @@ public final class Kernels {
     }
 
     /** Columns [j0,j1) of one row of C over k in [k0,k1), with the same fma chain as the vector paths. */
-    private static void scalarRow(float[] a, int ai, float[] b, int bOff, int ldb, float[] c, int ri, int j0, int j1,
+    private static void scalarRow(float[] a, int ai, int acs, float[] b, int bOff, int ldb, float[] c, int ri, int j0, int j1,
                                   int k0, int k1, boolean load) {
         for (int j = j0; j < j1; j++) {
             float s = load ? c[ri + j] : 0f;
-            for (int p = k0; p < k1; p++) s = Math.fma(a[ai + p], b[bOff + p * ldb + j], s);
+            for (int p = k0; p < k1; p++) s = Math.fma(a[ai + p * acs], b[bOff + p * ldb + j], s);
             c[ri + j] = s;
         }
     }

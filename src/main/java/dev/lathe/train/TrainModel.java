@@ -57,7 +57,7 @@ public final class TrainModel {
     private float[][] xIn;      // per layer input (residual stream), plus the final one at index nLayers
     private Acts[] acts;
     private float[] rF, hF, logits;
-    private float[] dx, dh, dq, dk, dv, datt, dg, du, dact, tA, scratch, wT;
+    private float[] dx, dh, dq, dk, dv, datt, dg, du, dact, scratch, wT;
     private float[] ropeCos, ropeSin;
     private int ropeT = -1;
     private int[] curTokens;
@@ -272,8 +272,6 @@ public final class TrainModel {
         dg = new float[n * f];
         du = new float[n * f];
         dact = new float[n * f];
-        int widest = Math.max(Math.max(d, f), Math.max(q, v));
-        tA = new float[Math.multiplyExact(widest, n)];
         scratch = new float[n * d];
         long maxW = 0;
         for (Param p : params) maxW = Math.max(maxW, p.size());
@@ -383,19 +381,10 @@ public final class TrainModel {
      */
     private void linearBackward(float[] dy, float[] x, int n, int in, int out, Param w, Param bias,
                                 float[] dxOut, boolean accumulate) {
-        Kernels.transpose(par, dy, 0, n, out, tA, 0);
-        Kernels.nn(par, tA, 0, x, 0, w.grad(), 0, in, out, in, n, true);
+        Kernels.tn(par, dy, 0, x, 0, w.grad(), 0, in, out, in, n, true);
         if (bias != null) {
             float[] gb = bias.grad();
-            float[] ta = tA;
-            par.forEach((out + 63) / 64, t -> {
-                int e = Math.min(out, (t + 1) * 64);
-                for (int o = t * 64; o < e; o++) {
-                    float s = 0;
-                    for (int r = 0; r < n; r++) s += ta[o * n + r];
-                    gb[o] += s;
-                }
-            });
+            for (int r = 0; r < n; r++) Kernels.add(dy, r * out, gb, 0, out);
         }
         if (dxOut != null) Kernels.nn(par, dy, 0, w.data(), 0, dxOut, 0, in, n, in, out, accumulate);
     }

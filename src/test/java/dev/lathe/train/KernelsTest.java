@@ -24,6 +24,9 @@ class KernelsTest {
             Kernels.nn(new Parallel(3), a, 0, b, 0, c3, 0, n, m, n, k, true);
             Kernels.nn(new Parallel(2), a, 0, b, 0, plain, 0, n, m, n, k, false);
             assertThat(c3).containsExactly(c1);
+            float[] at = new float[k * m], viaT = new float[m * n];
+            Kernels.transpose(new Parallel(1), a, 0, m, k, at, 0);
+            Kernels.tn(new Parallel(2), at, 0, b, 0, viaT, 0, n, m, n, k, false);
             for (int i = 0; i < m; i++) {
                 for (int j = 0; j < n; j++) {
                     double s = 0;
@@ -35,6 +38,7 @@ class KernelsTest {
                     float f = 0f;
                     for (int p = 0; p < k; p++) f = Math.fma(a[i * k + p], b[p * n + j], f);
                     assertThat(plain[i * n + j]).isEqualTo(f);
+                    assertThat(viaT[i * n + j]).isEqualTo(f);
                 }
             }
         }
