@@ -234,4 +234,29 @@ class TrainerTest {
         });
         assertThat(seen).extracting(TrainListener.ValidationInfo::step).containsExactly(1L, 2L);
     }
+
+    @Test
+    void endToEndOnMobyDickParagraphsValidationBitsPerByteFall() {
+        Path text = dev.lathe.Fixtures.fixture("text/moby-16k.txt");
+        TextCorpus corpus = TextCorpus.of(List.of(text), true);
+        TokenData data = TokenData.cached(dir.resolve("moby.tokens"), corpus, TextEncoder.bytes(3), 1, 2, 0.1, 3);
+        assertThat(data.validationDocs()).isPositive();
+        assertThat(data.trainDocs()).isGreaterThan(data.validationDocs());
+        assertThat(data.trainBytes() + data.validationBytes()).isLessThanOrEqualTo(15_544);
+        TrainConfig cfg = base().seqLen(64).batchSize(4).steps(30).lr(1e-2).evalEvery(30).build();
+        Trainer t = new Trainer(TrainModel.init(TINY, 4, true), cfg, new CrossEntropyLoss(), data.train(), data.validation(),
+                data.validationBytes());
+        TrainListener.ValidationInfo before = t.validate();
+        List<TrainListener.ValidationInfo> after = new ArrayList<>();
+        t.run(new TrainListener() {
+            @Override
+            public void onValidation(ValidationInfo info) {
+                after.add(info);
+            }
+        });
+        assertThat(after).hasSize(1);
+        // random init: about log2(259) = 8 bits per byte; a few dozen steps learn English byte statistics
+        assertThat(before.bitsPerByte()).isBetween(7.5, 8.5);
+        assertThat(after.get(0).bitsPerByte()).isLessThan(before.bitsPerByte() - 2.5);
+    }
 }
