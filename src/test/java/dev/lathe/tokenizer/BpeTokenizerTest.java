@@ -22,8 +22,10 @@ class BpeTokenizerTest {
             "then, I account it high time to get to sea as soon as I can. There now is your insular city of the Manhattoes,",
             "belted round by wharves as Indian isles by coral reefs\u2014commerce surrounds it with her surf. 1851 2024 3.14"));
 
+    private static final java.util.Map<String, Tokenizer> TRAINED = new java.util.concurrent.ConcurrentHashMap<>();
+
     private static Tokenizer trained(String pre) {
-        return Tokenizers.create(ToyVocabs.bpeTrained(TRAIN.repeat(2), pre, 300));
+        return TRAINED.computeIfAbsent(pre, p -> Tokenizers.create(ToyVocabs.bpeTrained(TRAIN.repeat(2), p, 300)));
     }
 
     static final String SAMPLE = "I'm 123 don't  go!!\n\nhey   you 4567";
