@@ -145,7 +145,7 @@ final class HfTokenizerJson {
         int pad = tokenId(json, cfg, "pad_token", ids, -1);
         boolean addBos;
         if (cfg.path("add_bos_token").isBoolean()) addBos = cfg.path("add_bos_token").asBoolean();
-        else if (root.path("post_processor").path("type").asText("").equals("TemplateProcessing")) addBos = templateStartsWith(root.path("post_processor"), bos, ids);
+        else if (template(root.path("post_processor")) != null) addBos = templateStartsWith(template(root.path("post_processor")), bos, ids);
         else addBos = spm || Tokenizers.bpeFlags(pre_)[0];
         boolean addEos = cfg.path("add_eos_token").asBoolean(false);
         if (addBos && bos < 0) addBos = false;
@@ -277,6 +277,13 @@ final class HfTokenizerJson {
         Integer id = ids.get(text);
         if (id == null) throw new LatheException(json, key + " '" + text + "' is not in the vocabulary");
         return id;
+    }
+
+    /** The TemplateProcessing post-processor, also inside a Sequence (Llama 3.1), or null. */
+    private static JsonNode template(JsonNode pp) {
+        if ("TemplateProcessing".equals(pp.path("type").asText())) return pp;
+        for (JsonNode c : pp.path("processors")) if ("TemplateProcessing".equals(c.path("type").asText())) return c;
+        return null;
     }
 
     private static boolean templateStartsWith(JsonNode pp, int bos, Map<String, Integer> ids) {

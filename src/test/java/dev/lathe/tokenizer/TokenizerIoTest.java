@@ -135,13 +135,15 @@ class TokenizerIoTest {
                  "pre_tokenizer":{"type":"Sequence","pretokenizers":[
                    {"type":"Split","pattern":{"Regex":"%s"},"behavior":"Isolated","invert":false},
                    {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]},
-                 "post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},
-                   {"Sequence":{"id":"A","type_id":0}}]},
+                 "post_processor":{"type":"Sequence","processors":[{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},
+                   {"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},
+                   {"Sequence":{"id":"A","type_id":0}}]}]},
                  "decoder":{"type":"ByteLevel"},
                  "model":{"type":"BPE","ignore_merges":true,"vocab":{"h":0,"i":1,"\\u0120":2,"hi":3,"\\u0120hi":4,"1":5,"2":6,"3":7,"4":8},
                    "merges":[["h","i"],["\\u0120","hi"]]}}
                 """.formatted(PreTokenizer.LLAMA3_HF.replace("\\", "\\\\"));
         Files.writeString(tmp.resolve("tokenizer.json"), json);
+        // the smollm-style layout with no add_bos_token: BOS comes from the post-processor (inside a Sequence)
         Files.writeString(tmp.resolve("tokenizer_config.json"), "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":\"<|eot_id|>\"}}");
         Tokenizer t = Tokenizers.fromHfFolder(tmp);
         assertThat(t.vocabulary().model()).isEqualTo("gpt2");
@@ -177,6 +179,46 @@ class TokenizerIoTest {
         // HF: ▁ab ▁a b? merges: (▁,a)=0 first -> ▁a b; (▁a,b)=2 -> ▁ab
         assertThat(t.encode("ab a!", true, false)).containsExactly(1, 9, 7, 3);
         assertThat(t.decode(new int[]{1, 9, 7, 3})).isEqualTo("ab a!");
+    }
+
+    /** A stand-in checkpoint: just a config, and optionally an HF folder. */
+    private record Source(Path path, int vocab, Path folder) implements dev.lathe.model.WeightSource {
+        public dev.lathe.model.ModelConfig config() {
+            return new dev.lathe.model.ModelConfig("llama", 64, 1, 4, 4, 16, 128, vocab, 1e-5f, 10000f,
+                    dev.lathe.model.RopeStyle.HALF, null, 128, false, false);
+        }
+
+        public java.util.Set<String> tensorNames() {
+            return java.util.Set.of();
+        }
+
+        public dev.lathe.tensor.Tensor tensor(String name) {
+            throw new LatheException(path, "no tensor " + name);
+        }
+
+        public java.util.Optional<Path> hfFolder() {
+            return java.util.Optional.ofNullable(folder);
+        }
+
+        public void close() {}
+    }
+
+    @Test
+    void loadFromWeightSource() {
+        // a checkpoint without any tokenizer (llama2.c-like): empty
+        assertThat(Tokenizers.load(new Source(tmp.resolve("model.bin"), 259, null))).isEmpty();
+        assertThat(Tokenizers.load(new Source(tmp, 259, tmp))).isEmpty(); // HF folder without tokenizer.json
+        Tokenizers.writeHf(Tokenizers.create(ToyVocabs.tinyLlama()), tmp);
+        Tokenizer same = Tokenizers.load(new Source(tmp, 259, tmp)).orElseThrow();
+        assertThat(same.vocabulary().tokens()).containsExactly(ToyVocabs.tinyLlama().tokens());
+        // the model's embedding has more rows than the tokenizer has tokens: padded with unused tokens
+        Tokenizer padded = Tokenizers.load(new Source(tmp, 272, tmp)).orElseThrow();
+        assertThat(padded.vocabSize()).isEqualTo(272);
+        assertThat(padded.token(271)).isEqualTo("[PAD271]");
+        assertThat(padded.type(271)).isEqualTo(TokenType.UNUSED);
+        assertThat(padded.decode(new int[]{271, 3 + 'a'})).isEqualTo("a");
+        assertThatThrownBy(() -> Tokenizers.load(new Source(tmp, 100, tmp))).isInstanceOf(LatheException.class)
+                .hasMessageContaining("259");
     }
 
     @Test
