@@ -75,6 +75,7 @@ class SpmTokenizerTest {
             // the same with the vocabulary built by hand from the README's description
             assertThat(TINY.encode(text, true, false)).containsExactly(expected);
             assertThat(t.decode(expected)).isEqualTo(text);
+            assertThat(t.vocabulary()).isEqualTo(Vocabulary.sentencePiece(List.of(), new float[0]));
         }
     }
 
