@@ -42,6 +42,11 @@ final class HfTokenizerJson {
         if (!"BPE".equals(type)) {
             throw new LatheException(json, "unsupported tokenizer model type '" + type + "' (only BPE is supported)");
         }
+        for (String k : new String[]{"continuing_subword_prefix", "end_of_word_suffix"}) {
+            if (model.path(k).isTextual() && !model.path(k).asText().isEmpty()) {
+                throw new LatheException(json, "unsupported BPE model option " + k + " = '" + model.path(k).asText() + "'");
+            }
+        }
         JsonNode vocabNode = model.path("vocab");
         if (!vocabNode.isObject()) throw new LatheException(json, "model.vocab is not an object");
 

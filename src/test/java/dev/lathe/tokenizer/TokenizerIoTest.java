@@ -234,6 +234,16 @@ class TokenizerIoTest {
         assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
                 .hasMessageContaining(bad.toString());
         assertThatThrownBy(() -> Tokenizers.fromHfFolder(tmp.resolve("nowhere"))).isInstanceOf(LatheException.class);
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"continuing_subword_prefix\": \"##\", \"vocab\": {\"a\": 0}}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("continuing_subword_prefix");
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"nospace\"]},"
+                + " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("merges[0]");
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("unsupported tokenizer");
 
         // GGUF: scores shorter than tokens, unknown model, bos outside the vocabulary
         Map<String, GgufValue> md = new LinkedHashMap<>(Tokenizers.toGgufMetadata(Tokenizers.create(ToyVocabs.tinyLlama())));
