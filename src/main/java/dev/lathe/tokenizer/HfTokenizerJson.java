@@ -137,11 +137,13 @@ final class HfTokenizerJson {
             addSpacePrefix = hasPrepend(norm) || metaspacePrefix(pre);
         } else {
             List<String> regexes = byteLevelRegexes(json, pre);
-            pre_ = preName(regexes);
+            pre_ = PreTokenizer.nameFor(regexes);
             if (pre_ == null) custom = regexes.toArray(String[]::new);
             boolean[] flags = Tokenizers.bpeFlags(pre_);
             ignoreMerges = model.path("ignore_merges").asBoolean(false) || flags[1];
-            cleanSpaces = pre_ != null ? flags[2] : cfg.path("clean_up_tokenization_spaces").asBoolean(false);
+            // transformers decodes with the config's clean_up_tokenization_spaces; without it, llama.cpp's default
+            JsonNode clean = cfg.path("clean_up_tokenization_spaces");
+            cleanSpaces = clean.isBoolean() ? clean.asBoolean() : pre_ != null && flags[2];
         }
 
         int bos = tokenId(json, cfg, "bos_token", ids, spm ? ids.getOrDefault("<s>", -1) : -1);
@@ -266,13 +268,6 @@ final class HfTokenizerJson {
         }
         if (out.isEmpty()) throw new LatheException(json, "byte-level tokenizer without a splitting regex");
         return out;
-    }
-
-    /** llama.cpp's name for a regex list, or null. */
-    private static String preName(List<String> regexes) {
-        if (regexes.size() == 1) return PreTokenizer.nameForHfRegex(regexes.get(0));
-        if (regexes.size() == 2 && regexes.get(0).equals(PreTokenizer.DIGIT) && regexes.get(1).equals(PreTokenizer.GPT2)) return "smollm";
-        return null;
     }
 
     private static int tokenId(Path json, JsonNode cfg, String key, Map<String, Integer> ids, int def) {

@@ -26,9 +26,7 @@ class TokenizerIoTest {
     Path tmp;
 
     private static Tokenizer fixture() {
-        try (GgufFile f = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
-            return Tokenizers.fromGguf(f).orElseThrow();
-        }
+        return Tokenizers.fromGguf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf")).orElseThrow();
     }
 
     @Test
@@ -109,12 +107,14 @@ class TokenizerIoTest {
     @Test
     void hfRoundTripByteLevel() throws IOException {
         String text = SpmTokenizerTest.moby();
-        for (String pre : List.of("llama-bpe", "qwen2", "smollm", "gpt-2")) {
+        for (String pre : List.of("llama-bpe", "qwen2", "smollm", "gpt-2", "default")) {
             Tokenizer t = Tokenizers.create(ToyVocabs.bpeTrained(BpeTokenizerTest.TRAIN, pre, 200));
             Path dir = tmp.resolve(pre);
             Tokenizers.writeHf(t, dir);
             Tokenizer back = Tokenizers.fromHfFolder(dir);
             assertThat(back.vocabulary().pre()).isEqualTo(pre);
+            assertThat(back.vocabulary().cleanSpaces()).isEqualTo(t.vocabulary().cleanSpaces());
+            assertThat(back.vocabulary().ignoreMerges()).isEqualTo(t.vocabulary().ignoreMerges());
             assertThat(back.vocabulary().merges()).containsExactly(t.vocabulary().merges());
             assertThat(back.addBos()).isEqualTo(t.addBos());
             assertThat(back.encode(text, true, true)).as(pre).containsExactly(t.encode(text, true, true));
