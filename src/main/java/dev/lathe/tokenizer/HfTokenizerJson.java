@@ -117,7 +117,7 @@ final class HfTokenizerJson {
         for (int i = 0; i < n; i++) ids.put(tokens[i], i);
 
         float[] scores = new float[n];
-        String pre_ = null;
+        String preName = null;
         String[] custom = null;
         boolean addSpacePrefix = false, ignoreMerges = false, cleanSpaces = false;
         if (spm) {
@@ -133,17 +133,17 @@ final class HfTokenizerJson {
             for (int i = 0; i < n; i++) {
                 if (Float.isNaN(scores[i])) scores[i] = types[i] == TokenType.NORMAL ? -(float) (merges.length + i) : 0f;
             }
-            pre_ = "default";
+            preName = "default";
             addSpacePrefix = hasPrepend(norm) || metaspacePrefix(pre);
         } else {
             List<String> regexes = byteLevelRegexes(json, pre);
-            pre_ = PreTokenizer.nameFor(regexes);
-            if (pre_ == null) custom = regexes.toArray(String[]::new);
-            boolean[] flags = Tokenizers.bpeFlags(pre_);
+            preName = PreTokenizer.nameFor(regexes);
+            if (preName == null) custom = regexes.toArray(String[]::new);
+            boolean[] flags = Tokenizers.bpeFlags(preName);
             ignoreMerges = model.path("ignore_merges").asBoolean(false) || flags[1];
             // transformers decodes with the config's clean_up_tokenization_spaces; without it, llama.cpp's default
             JsonNode clean = cfg.path("clean_up_tokenization_spaces");
-            cleanSpaces = clean.isBoolean() ? clean.asBoolean() : pre_ != null && flags[2];
+            cleanSpaces = clean.isBoolean() ? clean.asBoolean() : preName != null && flags[2];
         }
 
         int bos = tokenId(json, cfg, "bos_token", ids, spm ? ids.getOrDefault("<s>", -1) : -1);
@@ -153,11 +153,11 @@ final class HfTokenizerJson {
         boolean addBos;
         if (cfg.path("add_bos_token").isBoolean()) addBos = cfg.path("add_bos_token").asBoolean();
         else if (template(root.path("post_processor")) != null) addBos = templateStartsWith(template(root.path("post_processor")), bos, ids);
-        else addBos = spm || Tokenizers.bpeFlags(pre_)[0];
+        else addBos = spm || Tokenizers.bpeFlags(preName)[0];
         boolean addEos = cfg.path("add_eos_token").asBoolean(false);
         if (addBos && bos < 0) addBos = false;
         if (addEos && eos < 0) addEos = false;
-        Vocabulary v = new Vocabulary(spm ? Vocabulary.SPM : Vocabulary.BPE, pre_, tokens, scores, types,
+        Vocabulary v = new Vocabulary(spm ? Vocabulary.SPM : Vocabulary.BPE, preName, tokens, scores, types,
                 spm ? new String[0] : merges, bos, eos, unk, pad, -1, addBos, addEos, addSpacePrefix, ignoreMerges,
                 cleanSpaces, custom);
         return Tokenizers.create(v, json);
