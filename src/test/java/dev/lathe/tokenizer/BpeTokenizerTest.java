@@ -87,6 +87,13 @@ class BpeTokenizerTest {
         // multi-byte characters are byte-level characters
         assertThat(tokens(t, "\u00e9")).containsExactly("\u00c3", "\u00a9");
         assertThat(t.decode(t.encode(" the \u00e9", false, false))).isEqualTo(" the \u00e9");
+        // streaming: the first byte of a 2-byte character is held back until the second arrives
+        StreamDecoder d = t.streamDecoder();
+        int[] ids = t.encode(" the\u00e9", false, false);
+        assertThat(d.push(ids[0])).isEqualTo(" the");
+        assertThat(d.push(ids[1])).isEmpty();
+        assertThat(d.push(ids[2])).isEqualTo("\u00e9");
+        assertThat(d.flush()).isEmpty();
         // ignore_merges (llama3): a pre-token that is a token is taken whole
         assertThat(tokens(handMade("llama-bpe"), "ab")).containsExactly("ab");
         assertThat(handMade("llama-bpe").addBos()).isFalse(); // add_bos is a vocabulary flag, given here
