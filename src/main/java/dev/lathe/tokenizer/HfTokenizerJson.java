@@ -42,6 +42,11 @@ final class HfTokenizerJson {
         if (!"BPE".equals(type)) {
             throw new LatheException(json, "unsupported tokenizer model type '" + type + "' (only BPE is supported)");
         }
+        for (String k : new String[]{"continuing_subword_prefix", "end_of_word_suffix"}) {
+            if (model.path(k).isTextual() && !model.path(k).asText().isEmpty()) {
+                throw new LatheException(json, "unsupported BPE model option " + k + " = '" + model.path(k).asText() + "'");
+            }
+        }
         JsonNode vocabNode = model.path("vocab");
         if (!vocabNode.isObject()) throw new LatheException(json, "model.vocab is not an object");
 
@@ -112,7 +117,7 @@ final class HfTokenizerJson {
         for (int i = 0; i < n; i++) ids.put(tokens[i], i);
 
         float[] scores = new float[n];
-        String pre_ = null;
+        String preName = null;
         String[] custom = null;
         boolean addSpacePrefix = false, ignoreMerges = false, cleanSpaces = false;
         if (spm) {
@@ -128,15 +133,17 @@ final class HfTokenizerJson {
             for (int i = 0; i < n; i++) {
                 if (Float.isNaN(scores[i])) scores[i] = types[i] == TokenType.NORMAL ? -(float) (merges.length + i) : 0f;
             }
-            pre_ = "default";
+            preName = "default";
             addSpacePrefix = hasPrepend(norm) || metaspacePrefix(pre);
         } else {
             List<String> regexes = byteLevelRegexes(json, pre);
-            pre_ = preName(regexes);
-            if (pre_ == null) custom = regexes.toArray(String[]::new);
-            boolean[] flags = Tokenizers.bpeFlags(pre_);
+            preName = PreTokenizer.nameFor(regexes);
+            if (preName == null) custom = regexes.toArray(String[]::new);
+            boolean[] flags = Tokenizers.bpeFlags(preName);
             ignoreMerges = model.path("ignore_merges").asBoolean(false) || flags[1];
-            cleanSpaces = pre_ != null ? flags[2] : cfg.path("clean_up_tokenization_spaces").asBoolean(false);
+            // transformers decodes with the config's clean_up_tokenization_spaces; without it, llama.cpp's default
+            JsonNode clean = cfg.path("clean_up_tokenization_spaces");
+            cleanSpaces = clean.isBoolean() ? clean.asBoolean() : preName != null && flags[2];
         }
 
         int bos = tokenId(json, cfg, "bos_token", ids, spm ? ids.getOrDefault("<s>", -1) : -1);
@@ -145,12 +152,12 @@ final class HfTokenizerJson {
         int pad = tokenId(json, cfg, "pad_token", ids, -1);
         boolean addBos;
         if (cfg.path("add_bos_token").isBoolean()) addBos = cfg.path("add_bos_token").asBoolean();
-        else if (root.path("post_processor").path("type").asText("").equals("TemplateProcessing")) addBos = templateStartsWith(root.path("post_processor"), bos, ids);
-        else addBos = spm || Tokenizers.bpeFlags(pre_)[0];
+        else if (template(root.path("post_processor")) != null) addBos = templateStartsWith(template(root.path("post_processor")), bos, ids);
+        else addBos = spm || Tokenizers.bpeFlags(preName)[0];
         boolean addEos = cfg.path("add_eos_token").asBoolean(false);
         if (addBos && bos < 0) addBos = false;
         if (addEos && eos < 0) addEos = false;
-        Vocabulary v = new Vocabulary(spm ? Vocabulary.SPM : Vocabulary.BPE, pre_, tokens, scores, types,
+        Vocabulary v = new Vocabulary(spm ? Vocabulary.SPM : Vocabulary.BPE, preName, tokens, scores, types,
                 spm ? new String[0] : merges, bos, eos, unk, pad, -1, addBos, addEos, addSpacePrefix, ignoreMerges,
                 cleanSpaces, custom);
         return Tokenizers.create(v, json);
@@ -263,13 +270,6 @@ final class HfTokenizerJson {
         return out;
     }
 
-    /** llama.cpp's name for a regex list, or null. */
-    private static String preName(List<String> regexes) {
-        if (regexes.size() == 1) return PreTokenizer.nameForHfRegex(regexes.get(0));
-        if (regexes.size() == 2 && regexes.get(0).equals(PreTokenizer.DIGIT) && regexes.get(1).equals(PreTokenizer.GPT2)) return "smollm";
-        return null;
-    }
-
     private static int tokenId(Path json, JsonNode cfg, String key, Map<String, Integer> ids, int def) {
         JsonNode v = cfg.path(key);
         String text = v.isTextual() ? v.asText() : v.isObject() && v.path("content").isTextual() ? v.path("content").asText() : null;
@@ -277,6 +277,13 @@ final class HfTokenizerJson {
         Integer id = ids.get(text);
         if (id == null) throw new LatheException(json, key + " '" + text + "' is not in the vocabulary");
         return id;
+    }
+
+    /** The TemplateProcessing post-processor, also inside a Sequence (Llama 3.1), or null. */
+    private static JsonNode template(JsonNode pp) {
+        if ("TemplateProcessing".equals(pp.path("type").asText())) return pp;
+        for (JsonNode c : pp.path("processors")) if ("TemplateProcessing".equals(c.path("type").asText())) return c;
+        return null;
     }
 
     private static boolean templateStartsWith(JsonNode pp, int bos, Map<String, Integer> ids) {

@@ -80,11 +80,15 @@ public final class PreTokenizer {
         return new PreTokenizer(regexes.clone(), p);
     }
 
-    /** llama.cpp's pre-tokenizer name for a tokenizer.json Split regex, or null if it has none. */
-    public static String nameForHfRegex(String regex) {
-        if (LLAMA3_HF.equals(regex) || LLAMA3.equals(regex)) return "llama-bpe";
-        if (QWEN2_HF.equals(regex) || QWEN2.equals(regex)) return "qwen2";
-        if (GPT2.equals(regex)) return "gpt-2";
+    /**
+     * llama.cpp's pre-tokenizer name for a list of regexes (tokenizer.json spellings of the Llama 3 and Qwen2
+     * regexes accepted), or null if llama.cpp has none for it.
+     */
+    public static String nameFor(java.util.List<String> regexes) {
+        String[] r = regexes.stream().map(x -> x.equals(LLAMA3_HF) ? LLAMA3 : x.equals(QWEN2_HF) ? QWEN2 : x).toArray(String[]::new);
+        for (String name : new String[]{"default", "gpt-2", "llama-bpe", "qwen2", "smollm"}) {
+            if (java.util.Arrays.equals(BY_NAME.get(name), r)) return name;
+        }
         return null;
     }
 

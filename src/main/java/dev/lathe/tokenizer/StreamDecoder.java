@@ -5,7 +5,9 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Incremental detokenizer for generation: {@link #push(int)} returns the text that is complete so far and
- * keeps the bytes of a UTF-8 character split across byte tokens until its last byte arrives.
+ * keeps the bytes of a UTF-8 character split across byte tokens until its last byte arrives. Control tokens
+ * print nothing; SPM's U+2581 prints as a space; no clean-up of spaces is applied (as llama.cpp's
+ * token_to_piece in generation). Not thread-safe: one per generated sequence.
  */
 public final class StreamDecoder {
     private final Tokenizer tokenizer;

@@ -156,6 +156,13 @@ public final class Tokenizers {
         return (int) id;
     }
 
+    /** The tokenizer in a GGUF file (opened and closed here); empty when it has none. */
+    public static Optional<Tokenizer> fromGguf(Path gguf) {
+        try (GgufFile f = GgufFile.open(gguf)) {
+            return fromGguf(f);
+        }
+    }
+
     /** From a Hugging Face folder: tokenizer.json and, if present, tokenizer_config.json. */
     public static Tokenizer fromHfFolder(Path folder) {
         Path json = folder.resolve("tokenizer.json");

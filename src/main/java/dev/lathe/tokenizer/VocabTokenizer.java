@@ -1,7 +1,5 @@
 package dev.lathe.tokenizer;
 
-import dev.lathe.LatheException;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -81,7 +79,7 @@ abstract sealed class VocabTokenizer implements Tokenizer permits SpmTokenizer, 
                 // fall through
             }
         }
-        throw new LatheException("byte token " + id + " is not <0xXX>: '" + t + "'");
+        return normalPiece(t); // a byte-typed token not spelled <0xXX>: take it as text
     }
 
     @Override

@@ -44,6 +44,38 @@ public record Vocabulary(String model, String pre, String[] tokens, float[] scor
         if (customRegexes == null) customRegexes = new String[0];
     }
 
+    /**
+     * The Llama 2 SentencePiece layout: {@code <unk>} (0), {@code <s>} (1, BOS), {@code </s>} (2, EOS), the 256
+     * byte tokens {@code <0x00>..<0xFF>} (3..258), then the given pieces (normal tokens, spaces written as
+     * U+2581) with their scores (higher merges first). BOS is added, EOS not, a space is prefixed.
+     */
+    public static Vocabulary sentencePiece(java.util.List<String> pieces, float[] pieceScores) {
+        if (pieceScores.length != pieces.size()) {
+            throw new IllegalArgumentException(pieces.size() + " pieces but " + pieceScores.length + " scores");
+        }
+        int n = 259 + pieces.size();
+        String[] tokens = new String[n];
+        float[] scores = new float[n];
+        TokenType[] types = new TokenType[n];
+        tokens[0] = "<unk>";
+        types[0] = TokenType.UNKNOWN;
+        tokens[1] = "<s>";
+        types[1] = TokenType.CONTROL;
+        tokens[2] = "</s>";
+        types[2] = TokenType.CONTROL;
+        for (int b = 0; b < 256; b++) {
+            tokens[3 + b] = String.format("<0x%02X>", b);
+            types[3 + b] = TokenType.BYTE;
+        }
+        for (int i = 0; i < pieces.size(); i++) {
+            tokens[259 + i] = pieces.get(i);
+            scores[259 + i] = pieceScores[i];
+            types[259 + i] = TokenType.NORMAL;
+        }
+        return new Vocabulary(SPM, "default", tokens, scores, types, null, 1, 2, 0, -1, -1, true, false, true, false,
+                false, null);
+    }
+
     public int size() {
         return tokens.length;
     }

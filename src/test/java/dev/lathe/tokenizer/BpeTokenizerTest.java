@@ -22,8 +22,10 @@ class BpeTokenizerTest {
             "then, I account it high time to get to sea as soon as I can. There now is your insular city of the Manhattoes,",
             "belted round by wharves as Indian isles by coral reefs\u2014commerce surrounds it with her surf. 1851 2024 3.14"));
 
+    private static final java.util.Map<String, Tokenizer> TRAINED = new java.util.concurrent.ConcurrentHashMap<>();
+
     private static Tokenizer trained(String pre) {
-        return Tokenizers.create(ToyVocabs.bpeTrained(TRAIN.repeat(2), pre, 300));
+        return TRAINED.computeIfAbsent(pre, p -> Tokenizers.create(ToyVocabs.bpeTrained(TRAIN.repeat(2), p, 300)));
     }
 
     static final String SAMPLE = "I'm 123 don't  go!!\n\nhey   you 4567";
@@ -85,6 +87,13 @@ class BpeTokenizerTest {
         // multi-byte characters are byte-level characters
         assertThat(tokens(t, "\u00e9")).containsExactly("\u00c3", "\u00a9");
         assertThat(t.decode(t.encode(" the \u00e9", false, false))).isEqualTo(" the \u00e9");
+        // streaming: the first byte of a 2-byte character is held back until the second arrives
+        StreamDecoder d = t.streamDecoder();
+        int[] ids = t.encode(" the\u00e9", false, false);
+        assertThat(d.push(ids[0])).isEqualTo(" the");
+        assertThat(d.push(ids[1])).isEmpty();
+        assertThat(d.push(ids[2])).isEqualTo("\u00e9");
+        assertThat(d.flush()).isEmpty();
         // ignore_merges (llama3): a pre-token that is a token is taken whole
         assertThat(tokens(handMade("llama-bpe"), "ab")).containsExactly("ab");
         assertThat(handMade("llama-bpe").addBos()).isFalse(); // add_bos is a vocabulary flag, given here

@@ -21,6 +21,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * checkout beside the project ({@code -Dlathe.llamacpp=...}, default ../peers/llama.cpp); skipped when absent.
  */
 class LlamaCppVocabTest {
+    @org.junit.jupiter.api.io.TempDir
+    Path tmp;
+
     static Path models() {
         Path p = Path.of(System.getProperty("lathe.llamacpp", "../peers/llama.cpp")).toAbsolutePath().normalize().resolve("models");
         Assumptions.assumeTrue(Files.isDirectory(p), "llama.cpp checkout absent, skipping: " + p);
@@ -40,7 +43,12 @@ class LlamaCppVocabTest {
         List<String> outputs = Files.readAllLines(out, StandardCharsets.UTF_8);
         assertThat(inputs).hasSameSizeAs(outputs);
         try (GgufFile f = GgufFile.open(gguf)) {
-            Tokenizer t = Tokenizers.fromGguf(f).orElseThrow();
+            Tokenizer fromGguf = Tokenizers.fromGguf(f).orElseThrow();
+            // the same vocabulary carried over to tokenizer.json and read back must give the same ids
+            Path dir = tmp.resolve(name);
+            Tokenizers.writeHf(fromGguf, dir);
+            Tokenizer fromJson = Tokenizers.fromHfFolder(dir);
+            for (Tokenizer t : List.of(fromGguf, fromJson))
             for (int i = 0; i < inputs.size(); i++) {
                 String o = outputs.get(i).strip();
                 int[] expected = o.isEmpty() ? new int[0] : Arrays.stream(o.split(" ")).mapToInt(Integer::parseInt).toArray();

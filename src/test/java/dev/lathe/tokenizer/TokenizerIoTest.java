@@ -26,9 +26,7 @@ class TokenizerIoTest {
     Path tmp;
 
     private static Tokenizer fixture() {
-        try (GgufFile f = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
-            return Tokenizers.fromGguf(f).orElseThrow();
-        }
+        return Tokenizers.fromGguf(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf")).orElseThrow();
     }
 
     @Test
@@ -109,12 +107,14 @@ class TokenizerIoTest {
     @Test
     void hfRoundTripByteLevel() throws IOException {
         String text = SpmTokenizerTest.moby();
-        for (String pre : List.of("llama-bpe", "qwen2", "smollm", "gpt-2")) {
+        for (String pre : List.of("llama-bpe", "qwen2", "smollm", "gpt-2", "default")) {
             Tokenizer t = Tokenizers.create(ToyVocabs.bpeTrained(BpeTokenizerTest.TRAIN, pre, 200));
             Path dir = tmp.resolve(pre);
             Tokenizers.writeHf(t, dir);
             Tokenizer back = Tokenizers.fromHfFolder(dir);
             assertThat(back.vocabulary().pre()).isEqualTo(pre);
+            assertThat(back.vocabulary().cleanSpaces()).isEqualTo(t.vocabulary().cleanSpaces());
+            assertThat(back.vocabulary().ignoreMerges()).isEqualTo(t.vocabulary().ignoreMerges());
             assertThat(back.vocabulary().merges()).containsExactly(t.vocabulary().merges());
             assertThat(back.addBos()).isEqualTo(t.addBos());
             assertThat(back.encode(text, true, true)).as(pre).containsExactly(t.encode(text, true, true));
@@ -135,13 +135,15 @@ class TokenizerIoTest {
                  "pre_tokenizer":{"type":"Sequence","pretokenizers":[
                    {"type":"Split","pattern":{"Regex":"%s"},"behavior":"Isolated","invert":false},
                    {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]},
-                 "post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},
-                   {"Sequence":{"id":"A","type_id":0}}]},
+                 "post_processor":{"type":"Sequence","processors":[{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},
+                   {"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},
+                   {"Sequence":{"id":"A","type_id":0}}]}]},
                  "decoder":{"type":"ByteLevel"},
                  "model":{"type":"BPE","ignore_merges":true,"vocab":{"h":0,"i":1,"\\u0120":2,"hi":3,"\\u0120hi":4,"1":5,"2":6,"3":7,"4":8},
                    "merges":[["h","i"],["\\u0120","hi"]]}}
                 """.formatted(PreTokenizer.LLAMA3_HF.replace("\\", "\\\\"));
         Files.writeString(tmp.resolve("tokenizer.json"), json);
+        // the smollm-style layout with no add_bos_token: BOS comes from the post-processor (inside a Sequence)
         Files.writeString(tmp.resolve("tokenizer_config.json"), "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":\"<|eot_id|>\"}}");
         Tokenizer t = Tokenizers.fromHfFolder(tmp);
         assertThat(t.vocabulary().model()).isEqualTo("gpt2");
@@ -179,6 +181,46 @@ class TokenizerIoTest {
         assertThat(t.decode(new int[]{1, 9, 7, 3})).isEqualTo("ab a!");
     }
 
+    /** A stand-in checkpoint: just a config, and optionally an HF folder. */
+    private record Source(Path path, int vocab, Path folder) implements dev.lathe.model.WeightSource {
+        public dev.lathe.model.ModelConfig config() {
+            return new dev.lathe.model.ModelConfig("llama", 64, 1, 4, 4, 16, 128, vocab, 1e-5f, 10000f,
+                    dev.lathe.model.RopeStyle.HALF, null, 128, false, false);
+        }
+
+        public java.util.Set<String> tensorNames() {
+            return java.util.Set.of();
+        }
+
+        public dev.lathe.tensor.Tensor tensor(String name) {
+            throw new LatheException(path, "no tensor " + name);
+        }
+
+        public java.util.Optional<Path> hfFolder() {
+            return java.util.Optional.ofNullable(folder);
+        }
+
+        public void close() {}
+    }
+
+    @Test
+    void loadFromWeightSource() {
+        // a checkpoint without any tokenizer (llama2.c-like): empty
+        assertThat(Tokenizers.load(new Source(tmp.resolve("model.bin"), 259, null))).isEmpty();
+        assertThat(Tokenizers.load(new Source(tmp, 259, tmp))).isEmpty(); // HF folder without tokenizer.json
+        Tokenizers.writeHf(Tokenizers.create(ToyVocabs.tinyLlama()), tmp);
+        Tokenizer same = Tokenizers.load(new Source(tmp, 259, tmp)).orElseThrow();
+        assertThat(same.vocabulary().tokens()).containsExactly(ToyVocabs.tinyLlama().tokens());
+        // the model's embedding has more rows than the tokenizer has tokens: padded with unused tokens
+        Tokenizer padded = Tokenizers.load(new Source(tmp, 272, tmp)).orElseThrow();
+        assertThat(padded.vocabSize()).isEqualTo(272);
+        assertThat(padded.token(271)).isEqualTo("[PAD271]");
+        assertThat(padded.type(271)).isEqualTo(TokenType.UNUSED);
+        assertThat(padded.decode(new int[]{271, 3 + 'a'})).isEqualTo("a");
+        assertThatThrownBy(() -> Tokenizers.load(new Source(tmp, 100, tmp))).isInstanceOf(LatheException.class)
+                .hasMessageContaining("259");
+    }
+
     @Test
     void badInputNamesTheFile() throws IOException {
         Path bad = tmp.resolve("tokenizer.json");
@@ -192,6 +234,16 @@ class TokenizerIoTest {
         assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
                 .hasMessageContaining(bad.toString());
         assertThatThrownBy(() -> Tokenizers.fromHfFolder(tmp.resolve("nowhere"))).isInstanceOf(LatheException.class);
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"continuing_subword_prefix\": \"##\", \"vocab\": {\"a\": 0}}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("continuing_subword_prefix");
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"nospace\"]},"
+                + " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("merges[0]");
+        Files.writeString(bad, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}");
+        assertThatThrownBy(() -> Tokenizers.fromTokenizerJson(bad, null)).isInstanceOf(LatheException.class)
+                .hasMessageContaining("unsupported tokenizer");
 
         // GGUF: scores shorter than tokens, unknown model, bos outside the vocabulary
         Map<String, GgufValue> md = new LinkedHashMap<>(Tokenizers.toGgufMetadata(Tokenizers.create(ToyVocabs.tinyLlama())));

@@ -167,11 +167,20 @@ final class ToyVocabs {
     }
 
     /** Naive byte-level BPE of one pre-token: merge the lowest-rank adjacent pair (ties: leftmost). */
+    private static final Map<Vocabulary, Map<String, Integer>> IDS = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final Map<Vocabulary, Map<String, Integer>> RANKS = new java.util.concurrent.ConcurrentHashMap<>();
+
     static List<Integer> naiveBpe(Vocabulary v, String preToken) {
-        Map<String, Integer> ids = new HashMap<>();
-        for (int i = 0; i < v.size(); i++) ids.put(v.tokens()[i], i);
-        Map<String, Integer> ranks = new HashMap<>();
-        for (int i = 0; i < v.merges().length; i++) ranks.putIfAbsent(v.merges()[i], i);
+        Map<String, Integer> ids = IDS.computeIfAbsent(v, x -> {
+            Map<String, Integer> m = new HashMap<>();
+            for (int i = 0; i < x.size(); i++) m.put(x.tokens()[i], i);
+            return m;
+        });
+        Map<String, Integer> ranks = RANKS.computeIfAbsent(v, x -> {
+            Map<String, Integer> m = new HashMap<>();
+            for (int i = 0; i < x.merges().length; i++) m.putIfAbsent(x.merges()[i], i);
+            return m;
+        });
         List<String> syms = codePoints(ByteLevel.encode(preToken));
         if (v.ignoreMerges() && ids.containsKey(String.join("", syms))) return List.of(ids.get(String.join("", syms)));
         while (true) {
