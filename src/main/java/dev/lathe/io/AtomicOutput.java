@@ -42,10 +42,23 @@ public final class AtomicOutput implements AutoCloseable {
         try {
             Files.createDirectories(dir);
             Path temp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
+            makeReadable(temp);
             return new AtomicOutput(abs, temp, FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING));
         } catch (IOException e) {
             throw new LatheException(target, "cannot create output file: " + e.getMessage(), e);
         }
+    }
+
+    /** Temp files are created owner-only; the finished file gets the usual rw-r--r-- like any other output. */
+    private static void makeReadable(Path temp) throws IOException {
+        if (Files.getFileAttributeView(temp, java.nio.file.attribute.PosixFileAttributeView.class) != null) {
+            Files.setPosixFilePermissions(temp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        }
+    }
+
+    /** Writes {@code bytes} to {@code target} atomically. */
+    public static void writeBytes(Path target, byte[] bytes) {
+        write(target, out -> out.bytes(bytes));
     }
 
     /** Writes {@code target} atomically: the body gets the output; commit happens if it returns normally. */

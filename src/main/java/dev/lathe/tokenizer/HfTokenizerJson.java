@@ -1,5 +1,7 @@
 package dev.lathe.tokenizer;
 
+import dev.lathe.io.AtomicOutput;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,10 +13,8 @@ import dev.lathe.LatheException;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -463,22 +463,12 @@ final class HfTokenizerJson {
     }
 
     private static void writeAtomically(Path target, JsonNode node) {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+        byte[] bytes;
         try {
-            byte[] bytes = JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(node);
-            Files.write(tmp, bytes);
-            try {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            bytes = JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(node);
         } catch (IOException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the write error below is the one to report
-            }
-            throw new LatheException(target, "cannot write: " + e.getMessage(), e);
+            throw new LatheException(target, "cannot encode JSON: " + e.getMessage(), e);
         }
+        AtomicOutput.writeBytes(target, bytes);
     }
 }
