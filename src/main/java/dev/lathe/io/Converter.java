@@ -1,5 +1,7 @@
 package dev.lathe.io;
 
+import dev.lathe.tokenizer.Tokenizers;
+
 import dev.lathe.LatheException;
 import dev.lathe.io.gguf.GgufFile;
 import dev.lathe.io.gguf.GgufValue;
@@ -189,6 +191,7 @@ public final class Converter {
         HfFolderWriter.writeWeights(outFolder, entries, maxShardBytes, Map.of("format", "pt"), progress);
         HfFolderWriter.writeConfig(outFolder, c.withRopeStyle(RopeStyle.HALF), dtype, bos, eos);
         src.hfFolder().ifPresent(f -> HfFolderWriter.copyTokenizerFiles(f, outFolder));
+        src.gguf().flatMap(Tokenizers::fromGguf).ifPresent(t -> Tokenizers.writeHf(t, outFolder));
     }
 
     /** Number of heads whose rows a Q/K weight or bias is made of, or 0 for any other tensor. */

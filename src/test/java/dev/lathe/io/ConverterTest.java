@@ -96,7 +96,9 @@ class ConverterTest {
         Converter.toGguf(hf, back, GgmlType.F32, Progress.NONE);
         try (GgufFile x = GgufFile.open(back); GgufFile y = GgufFile.open(ref)) {
             assertSameTensors(x, y);
-            assertThat(x.metadata().keySet()).noneMatch(k -> k.startsWith("tokenizer.")); // no tokenizer.json: no tokenizer keys
+            // the tokenizer travels GGUF -> tokenizer.json -> GGUF
+            assertThat(x.getArray("tokenizer.ggml.tokens", String[].class)).containsExactly(y.getArray("tokenizer.ggml.tokens", String[].class));
+            assertThat(x.getString("tokenizer.ggml.model", null)).isEqualTo("llama");
         }
     }
 
@@ -115,6 +117,20 @@ class ConverterTest {
         Path hf = tmp.resolve("qwen-hf");
         Converter.toHf(gguf, hf, GgmlType.F32, Progress.NONE);
         assertThat(Files.mismatch(hf.resolve("model.safetensors"), src.resolve("model.safetensors"))).isEqualTo(-1L);
+    }
+
+    @Test
+    void ggufToHfCarriesTheTokenizer() throws Exception {
+        Path hf = tmp.resolve("tok-hf");
+        Path gguf = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        Converter.toHf(gguf, hf, GgmlType.F32, Progress.NONE);
+        assertThat(hf.resolve("tokenizer.json")).exists();
+        String text = Files.readString(Fixtures.fixture("text/moby-16k.txt"));
+        try (dev.lathe.model.WeightSource a = ModelLoader.open(gguf); dev.lathe.model.WeightSource b = ModelLoader.open(hf)) {
+            int[] x = dev.lathe.tokenizer.Tokenizers.load(a).orElseThrow().encode(text);
+            int[] y = dev.lathe.tokenizer.Tokenizers.load(b).orElseThrow().encode(text);
+            assertThat(y).containsExactly(x);
+        }
     }
 
     @ParameterizedTest

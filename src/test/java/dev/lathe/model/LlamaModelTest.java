@@ -61,6 +61,27 @@ class LlamaModelTest {
     }
 
     @Test
+    void stories260kLlama2cMatchesPytorch() {
+        try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("stories260K/expected.safetensors"));
+             dev.lathe.model.WeightSource src = dev.lathe.io.ModelLoader.open(Fixtures.fixture("stories260K/stories260K.bin"))) {
+            for (String which : new String[]{"", "_random"}) {
+                int[] tokens = TensorOps.toInts(exp.tensor("tokens" + which));
+                Map<Integer, float[]> hidden = new HashMap<>();
+                float[] logits = run(src, tokens, hidden);
+                // float32 against a float64 reference; logits reach 14 in magnitude (fixtures README §5)
+                assertThat(relErr(logits, exp.floats("logits" + which))).as("logits" + which).isLessThan(1e-5);
+                if (which.isEmpty()) {
+                    for (int l = 0; l < 5; l++) assertThat(relErr(hidden.get(l), exp.floats("hidden." + l))).as("hidden." + l).isLessThan(1e-5);
+                    // the tokens are the model's own greedy continuation
+                    for (int i = 0; i + 1 < tokens.length; i++) {
+                        assertThat(dev.lathe.model.Sampler.argmax(logits, i * 512, 512)).isEqualTo(tokens[i + 1]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void tinyLlamaGgufMatchesPytorch() {
         try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
              GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
