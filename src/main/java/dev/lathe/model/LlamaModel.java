@@ -115,9 +115,13 @@ public final class LlamaModel {
             if (o.dims() != 2 || o.cols() != dim) {
                 throw new LatheException(p, "tensor " + TensorNames.OUTPUT + " has shape " + Arrays.toString(o.shape()) + ", expected [vocab, " + dim + "]");
             }
-            out = Linears.of(o, pool);
+            out = linear(source, pool, TensorNames.OUTPUT, (int) o.rows(), dim);
         } else if (c.tiedEmbeddings() || !source.has(TensorNames.OUTPUT)) {
-            out = Linears.of(emb, pool);
+            try {
+                out = Linears.of(emb, pool);
+            } catch (LatheException e) {
+                throw new LatheException(p, e.getMessage(), e);
+            }
         } else {
             throw new LatheException(p, "missing tensor '" + TensorNames.OUTPUT + "'");
         }
