@@ -29,6 +29,14 @@ public final class Perplexity {
             return new Options(nCtx, bos, -1, -1);
         }
 
+        /**
+         * Scores every position of each chunk (logits 0 .. n_ctx-2), so all tokens but the first of each chunk
+         * count: the setting for bits per byte over (nearly) the whole text.
+         */
+        public static Options scoreAll(int nCtx, int bos) {
+            return new Options(nCtx, bos, 0, -1);
+        }
+
         public int first() {
             return firstScored < 0 ? nCtx / 2 : firstScored;
         }
