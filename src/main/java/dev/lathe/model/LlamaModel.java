@@ -116,14 +116,13 @@ public final class LlamaModel {
                 throw new LatheException(p, "tensor " + TensorNames.OUTPUT + " has shape " + Arrays.toString(o.shape()) + ", expected [vocab, " + dim + "]");
             }
             out = linear(source, pool, TensorNames.OUTPUT, (int) o.rows(), dim);
-        } else if (c.tiedEmbeddings() || !source.has(TensorNames.OUTPUT)) {
+        } else {
+            // no output.weight: the head is the token embedding (tied), as llama.cpp does
             try {
                 out = Linears.of(emb, pool);
             } catch (LatheException e) {
                 throw new LatheException(p, e.getMessage(), e);
             }
-        } else {
-            throw new LatheException(p, "missing tensor '" + TensorNames.OUTPUT + "'");
         }
         if (out.outFeatures() != emb.rows()) {
             throw new LatheException(p, "output head has " + out.outFeatures() + " rows but the embedding has " + emb.rows());
@@ -215,18 +214,24 @@ public final class LlamaModel {
         return output;
     }
 
+    /** True when the output head is the token embedding. */
+    public boolean tiedHead() {
+        return output instanceof DenseLinear d ? d.weight() == embedding : output instanceof QuantLinear q && q.weight() == embedding;
+    }
+
     public Parallel pool() {
         return pool;
     }
 
-    /** Bytes of all weights as stored. */
+    /** Bytes of all weights as stored (norm weights and biases counted as F32). */
     public long storageBytes() {
         long b = embedding.data().byteSize() + 4L * outputNorm.length;
         for (Layer l : layers) {
             b += l.wq.storageBytes() + l.wk.storageBytes() + l.wv.storageBytes() + l.wo.storageBytes()
                     + l.gate.storageBytes() + l.up.storageBytes() + l.down.storageBytes() + 8L * l.attnNorm.length;
+            if (l.bq != null) b += 4L * (l.bq.length + l.bk.length + l.bv.length);
         }
-        if (output.storageBytes() != embedding.data().byteSize() || !config.tiedEmbeddings()) b += output.storageBytes();
+        if (!tiedHead()) b += output.storageBytes();
         return b;
     }
 

@@ -118,6 +118,11 @@ class LlamaModelTest {
             assertThat(relErr(logits, exp.floats("logits"))).isLessThan(1e-5);
             assertThat(relErr(hidden.get(0), exp.floats("hidden.0"))).isLessThan(1e-5);
             assertThat(relErr(hidden.get(1), exp.floats("hidden.1"))).isLessThan(1e-5);
+            LlamaModel m = LlamaModel.load(src);
+            assertThat(m.tiedHead()).isTrue();
+            long weights = 0;
+            for (String n : src.tensorNames()) weights += src.tensor(n).data().byteSize();
+            assertThat(m.storageBytes()).isEqualTo(weights);
         }
     }
 
