@@ -159,6 +159,26 @@ class LlamaModelTest {
     }
 
     @Test
+    void customLinearFactoryMakesEveryMatrixLayer() {
+        try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
+             GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            int[] tokens = TensorOps.toInts(exp.tensor("tokens"));
+            java.util.List<String> made = new java.util.ArrayList<>();
+            LlamaModel m = LlamaModel.load(src, Parallel.common(), (t, pool) -> {
+                made.add(t.name());
+                return Linears.of(t, pool);
+            });
+            assertThat(made).hasSize(2 * 7 + 1).contains("output.weight", "blk.1.ffn_down.weight");
+            assertThat(m.tiedHead()).isFalse();
+            float[] logits = m.forward(m.newSession(64), tokens, 0, 64, true);
+            assertThat(relErr(logits, exp.floats("logits"))).isLessThan(1e-5);
+            // a factory returning a wrongly shaped layer is rejected with the file named
+            assertThatThrownBy(() -> LlamaModel.load(src, Parallel.common(), (t, pool) -> Linears.of(src.tensor("blk.0.attn_k.weight"), pool)))
+                    .isInstanceOf(LatheException.class).hasMessageContaining(src.path().toString());
+        }
+    }
+
+    @Test
     void f16KvCacheIsCloseToF32() {
         try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
              GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
