@@ -70,4 +70,24 @@ class QuantizedPerplexityTest {
             }
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void floatActivationPathMatchesPytorchOnDequantizedWeights() throws IOException {
+        Assumptions.assumeTrue(BlockCodecs.supports(GgmlType.Q8_0), "codec for Q8_0 not available yet, skipping");
+        JsonNode res = PerplexityTest.pplJson().path("results").path("Q8_0");
+        int[] ids = PerplexityTest.mobyIds();
+        try (GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q8_0.gguf"))) {
+            LlamaModel m = LlamaModel.load(src, dev.lathe.model.Parallel.common(), (t, pool) -> {
+                Linear l = dev.lathe.model.Linears.of(t, pool);
+                return l instanceof QuantLinear q ? q.quantizedActivations(false) : l;
+            });
+            assertThat(((QuantLinear) m.layer(0).wq()).usesQuantizedActivations()).isFalse();
+            Perplexity.Result r = Perplexity.compute(m, ids, Perplexity.Options.llamaCpp(128, 1));
+            double torch = res.path("pytorch_ppl_dequantized_weights").asDouble();
+            double llamaCpp = res.path("ppl_f32_kv_cache").asDouble();
+            assertThat(Math.abs(r.ppl() / torch - 1)).as("PPL %s vs PyTorch dequantized %s", r.ppl(), torch).isLessThan(1e-5);
+            // and this path is measurably not llama.cpp's
+            assertThat(Math.abs(r.ppl() / llamaCpp - 1)).isGreaterThan(1e-4);
+        }
+    }
 }
