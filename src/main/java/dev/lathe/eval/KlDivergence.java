@@ -38,48 +38,58 @@ public final class KlDivergence {
         int first = o.first();
         int vocab = model.vocabSize();
         int per = nCtx - 1 - first;
-        LlamaModel.Session rs = ref.newSession(nCtx, LlamaModel.KvType.F32, nCtx);
-        LlamaModel.Session ms = model.newSession(nCtx, LlamaModel.KvType.F32, nCtx);
+        int batch = Math.min(nCtx, Perplexity.BATCH);
+        LlamaModel.Session rs = ref.newSession(nCtx, LlamaModel.KvType.F32, batch);
+        LlamaModel.Session ms = model.newSession(nCtx, LlamaModel.KvType.F32, batch);
         int[] chunk = new int[nCtx];
         double[] kl = new double[chunks * per];
         double[] lpRef = new double[vocab], lpModel = new double[vocab];
-        double nllRef = 0, nllModel = 0, sumKl = 0;
-        long same = 0;
-        int k = 0;
+        double[] acc = new double[3]; // nll ref, nll model, sum of KL
+        long[] same = {0};
+        int[] k = {0};
         long t0 = System.nanoTime();
         for (int c = 0; c < chunks; c++) {
             System.arraycopy(tokens, c * nCtx, chunk, 0, nCtx);
             if (o.bos() >= 0) chunk[0] = o.bos();
+            // reference logits of the scored positions, then the model's, compared position by position
             rs.reset();
             ms.reset();
-            float[] lr = ref.forward(rs, chunk, 0, nCtx, true);
-            float[] lm = model.forward(ms, chunk, 0, nCtx, true);
-            for (int i = first; i < nCtx - 1; i++) {
-                int off = i * vocab;
-                int target = chunk[i + 1];
-                int topRef = logSoftmax(lr, off, vocab, lpRef);
-                int topModel = logSoftmax(lm, off, vocab, lpModel);
-                nllRef -= lpRef[target];
-                nllModel -= lpModel[target];
-                double d = 0;
-                for (int j = 0; j < vocab; j++) {
-                    double p = Math.exp(lpRef[j]);
-                    if (p > 0) d += p * (lpRef[j] - lpModel[j]);
+            if (first > 0) {
+                ref.forward(rs, chunk, 0, first, false);
+                model.forward(ms, chunk, 0, first, false);
+            }
+            for (int p = first; p < nCtx - 1; ) {
+                int nb = Math.min(batch, nCtx - 1 - p);
+                float[] lr = ref.forward(rs, chunk, p, nb, true);
+                float[] lm = model.forward(ms, chunk, p, nb, true);
+                for (int i = 0; i < nb; i++) {
+                    int off = i * vocab;
+                    int target = chunk[p + i + 1];
+                    int topRef = logSoftmax(lr, off, vocab, lpRef);
+                    int topModel = logSoftmax(lm, off, vocab, lpModel);
+                    acc[0] -= lpRef[target];
+                    acc[1] -= lpModel[target];
+                    double d = 0;
+                    for (int j = 0; j < vocab; j++) {
+                        double pr = Math.exp(lpRef[j]);
+                        if (pr > 0) d += pr * (lpRef[j] - lpModel[j]);
+                    }
+                    d = Math.max(0, d);
+                    kl[k[0]++] = d;
+                    acc[2] += d;
+                    if (topRef == topModel) same[0]++;
                 }
-                d = Math.max(0, d);
-                kl[k++] = d;
-                sumKl += d;
-                if (topRef == topModel) same++;
+                p += nb;
             }
             double elapsed = (System.nanoTime() - t0) / 1e9;
-            progress.update(c + 1, chunks, sumKl / k, elapsed / (c + 1) * (chunks - c - 1));
+            progress.update(c + 1, chunks, acc[2] / k[0], elapsed / (c + 1) * (chunks - c - 1));
         }
         double[] sorted = kl.clone();
         Arrays.sort(sorted);
         int n = sorted.length;
         double median = n % 2 == 0 ? 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) : sorted[n / 2];
-        return new Result(sumKl / n, median, percentile(sorted, 0.99), sorted[n - 1], (double) same / n,
-                Math.exp(nllRef / n), Math.exp(nllModel / n), n, kl);
+        return new Result(acc[2] / n, median, percentile(sorted, 0.99), sorted[n - 1], (double) same[0] / n,
+                Math.exp(acc[0] / n), Math.exp(acc[1] / n), n, kl);
     }
 
     /** Linear-interpolated percentile of sorted values (fraction in [0, 1]). */

@@ -29,6 +29,14 @@ public final class Perplexity {
             return new Options(nCtx, bos, -1, -1);
         }
 
+        /**
+         * Scores every position of each chunk (logits 0 .. n_ctx-2), so all tokens but the first of each chunk
+         * count: the setting for bits per byte over (nearly) the whole text.
+         */
+        public static Options scoreAll(int nCtx, int bos) {
+            return new Options(nCtx, bos, 0, -1);
+        }
+
         public int first() {
             return firstScored < 0 ? nCtx / 2 : firstScored;
         }
@@ -80,7 +88,7 @@ public final class Perplexity {
         }
         int first = o.first();
         int vocab = model.vocabSize();
-        LlamaModel.Session s = model.newSession(nCtx, LlamaModel.KvType.F32, nCtx);
+        LlamaModel.Session s = model.newSession(nCtx, LlamaModel.KvType.F32, Math.min(nCtx, BATCH));
         int[] chunk = new int[nCtx];
         double[] chunkNll = new double[chunks];
         double total = 0;
@@ -89,17 +97,40 @@ public final class Perplexity {
         for (int c = 0; c < chunks; c++) {
             System.arraycopy(tokens, c * nCtx, chunk, 0, nCtx);
             if (o.bos() >= 0) chunk[0] = o.bos();
-            s.reset();
-            float[] logits = model.forward(s, chunk, 0, nCtx, true);
-            double nll = 0;
-            for (int i = first; i < nCtx - 1; i++) nll += nll(logits, i * vocab, vocab, chunk[i + 1]);
-            chunkNll[c] = nll;
-            total += nll;
+            double[] sum = {0};
+            evalChunk(model, s, chunk, first, (pos, logits, off) -> sum[0] += nll(logits, off, vocab, chunk[pos + 1]));
+            chunkNll[c] = sum[0];
+            total += sum[0];
             count += nCtx - 1 - first;
             double elapsed = (System.nanoTime() - t0) / 1e9;
             progress.update(c + 1, chunks, Math.exp(total / count), elapsed / (c + 1) * (chunks - c - 1));
         }
         return new Result(Math.exp(total / count), total, count, chunkNll, nCtx);
+    }
+
+    /** Most tokens whose logits are materialised at once (bounds memory for large vocabularies). */
+    static final int BATCH = 512;
+
+    /** Receives the logits of one scored position: {@code logits[off .. off+vocab)}. */
+    interface PositionConsumer {
+        void accept(int position, float[] logits, int off);
+    }
+
+    /**
+     * Evaluates one chunk from position 0 in a reset session: positions before {@code first} without
+     * output logits, then the rest in sub-batches with logits, handing positions first .. n-2 to
+     * {@code sink}. (Batch boundaries do not change the results: every kernel sums in the same order.)
+     */
+    static void evalChunk(LlamaModel model, LlamaModel.Session s, int[] chunk, int first, PositionConsumer sink) {
+        int n = chunk.length, vocab = model.vocabSize();
+        s.reset();
+        if (first > 0) model.forward(s, chunk, 0, first, false);
+        for (int p = first; p < n - 1; ) {
+            int k = Math.min(BATCH, n - 1 - p);
+            float[] logits = model.forward(s, chunk, p, k, true);
+            for (int i = 0; i < k; i++) sink.accept(p + i, logits, i * vocab);
+            p += k;
+        }
     }
 
     /** -log softmax(logits)[target] as llama-perplexity computes it (float max, double sum of expf). */

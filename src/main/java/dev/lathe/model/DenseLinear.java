@@ -95,6 +95,10 @@ public final class DenseLinear implements Linear {
         if (x.length < (long) n * in || y.length < (long) n * out) {
             throw new IllegalArgumentException(weight.name() + ": buffers too small for " + n + " rows");
         }
+        if (n == 1) {
+            matvec(x, y);
+            return;
+        }
         int panels = (out + PANEL - 1) / PANEL;
         // enough multiply-adds per chunk to pay for the hand-off
         long work = (long) PANEL * in * n;
@@ -122,6 +126,91 @@ public final class DenseLinear implements Linear {
                 }
             }
         });
+    }
+
+    /**
+     * Decode: one input row, four weight rows at a time; F32 rows are read straight from storage, F16/BF16
+     * rows are widened four at a time into a small buffer.
+     * Per row the sum runs in the same order as in the batched kernels, so the results are identical.
+     */
+    private void matvec(float[] x, float[] y) {
+        int tiles = (out + TR - 1) / TR;
+        int minChunk = (int) Math.max(1, Math.min(tiles, 65536 / Math.max(1L, (long) TR * in)));
+        pool.forRange(tiles, minChunk, (worker, from, to) -> {
+            float[] w = null;
+            if (type != GgmlType.F32) {
+                // F16/BF16: widening 4 rows into an L1-resident buffer beats converting in the FMA loop
+                float[][] holder = SCRATCH.get();
+                if (holder[0].length < TR * in) holder[0] = new float[Math.max(TR * in, PANEL * in)];
+                w = holder[0];
+            }
+            for (int t = from; t < to; t++) {
+                int r0 = t * TR;
+                if (r0 + TR > out) {
+                    for (int r = r0; r < out; r++) y[r] = rowDot(r, x);
+                } else if (w == null) {
+                    rows4F32(x, y, r0);
+                } else {
+                    widen(r0, TR, w);
+                    kernel4x1(w, 0, x, 0, y, r0);
+                }
+            }
+        });
+    }
+
+    private float scalar(long off) {
+        return switch (type) {
+            case F32 -> data.get(Tensor.F32_LE, off);
+            case F16 -> Float.float16ToFloat(data.get(Tensor.I16_LE, off));
+            default -> Float.intBitsToFloat((data.get(Tensor.I16_LE, off) & 0xffff) << 16);
+        };
+    }
+
+    private float rowDot(int r, float[] x) {
+        long base = r * rowBytes;
+        int es = type == GgmlType.F32 ? 4 : 2;
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (; i + L <= in; i += L) {
+            FloatVector w;
+            if (type == GgmlType.F32) {
+                w = FloatVector.fromMemorySegment(F, data, base + 4L * i, LE);
+            } else {
+                IntVector h = (IntVector) ShortVector.fromMemorySegment(S, data, base + 2L * i, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+                w = type == GgmlType.BF16 ? h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats() : VectorKernels.halfToFloat(h);
+            }
+            acc = w.fma(FloatVector.fromArray(F, x, i), acc);
+        }
+        float s = VecMath.sum(acc);
+        for (; i < in; i++) s += scalar(base + (long) es * i) * x[i];
+        return s;
+    }
+
+    private void rows4F32(float[] x, float[] y, int r0) {
+        long b0 = r0 * rowBytes, b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (; i + L <= in; i += L) {
+            FloatVector xv = FloatVector.fromArray(F, x, i);
+            long o = 4L * i;
+            a0 = FloatVector.fromMemorySegment(F, data, b0 + o, LE).fma(xv, a0);
+            a1 = FloatVector.fromMemorySegment(F, data, b1 + o, LE).fma(xv, a1);
+            a2 = FloatVector.fromMemorySegment(F, data, b2 + o, LE).fma(xv, a2);
+            a3 = FloatVector.fromMemorySegment(F, data, b3 + o, LE).fma(xv, a3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1), s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        for (; i < in; i++) {
+            float xv = x[i];
+            long o = 4L * i;
+            s0 += data.get(Tensor.F32_LE, b0 + o) * xv;
+            s1 += data.get(Tensor.F32_LE, b1 + o) * xv;
+            s2 += data.get(Tensor.F32_LE, b2 + o) * xv;
+            s3 += data.get(Tensor.F32_LE, b3 + o) * xv;
+        }
+        y[r0] = s0;
+        y[r0 + 1] = s1;
+        y[r0 + 2] = s2;
+        y[r0 + 3] = s3;
     }
 
     /** Widens {@code nr} stored rows starting at {@code r0} into {@code w}. */

@@ -56,12 +56,13 @@ public final class LlamaModel {
     private final float[] outputNorm;
     private final Linear output;
     private final int vocab;
+    private final boolean tied;
     private final double[] invFreq;
     private volatile float[][] ropeTable = {new float[0], new float[0]};
     private volatile int ropePositions;
 
     private LlamaModel(Path path, ModelConfig config, Parallel pool, Tensor embedding, Layer[] layers, float[] outputNorm,
-                       Linear output, double[] invFreq) {
+                       Linear output, boolean tied, double[] invFreq) {
         this.path = path;
         this.config = config;
         this.pool = pool;
@@ -72,6 +73,7 @@ public final class LlamaModel {
         this.outputNorm = outputNorm;
         this.output = output;
         this.vocab = output.outFeatures();
+        this.tied = tied;
         this.invFreq = invFreq;
     }
 
@@ -81,6 +83,20 @@ public final class LlamaModel {
     }
 
     public static LlamaModel load(WeightSource source, Parallel pool) {
+        return load(source, pool, Linears::of);
+    }
+
+    /** Makes the {@link Linear} for a stored weight matrix; lets other packages plug in their own layers. */
+    @FunctionalInterface
+    public interface LinearFactory {
+        Linear make(Tensor weight, Parallel pool);
+    }
+
+    /**
+     * Builds the model with {@code factory} making every matrix layer (q, k, v, o, gate, up, down and the
+     * head, tied or not); the factory's layer must have the weight's shape.
+     */
+    public static LlamaModel load(WeightSource source, Parallel pool, LinearFactory factory) {
         ModelConfig c = source.config();
         Path p = source.path();
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), ffn = c.ffnDim();
@@ -92,10 +108,10 @@ public final class LlamaModel {
         Layer[] layers = new Layer[c.nLayers()];
         for (int l = 0; l < layers.length; l++) {
             float[] an = vector(source, TensorNames.layer(l, "attn_norm.weight"), dim);
-            Linear wq = linear(source, pool, TensorNames.layer(l, "attn_q.weight"), qDim, dim);
-            Linear wk = linear(source, pool, TensorNames.layer(l, "attn_k.weight"), kvDim, dim);
-            Linear wv = linear(source, pool, TensorNames.layer(l, "attn_v.weight"), kvDim, dim);
-            Linear wo = linear(source, pool, TensorNames.layer(l, "attn_output.weight"), dim, qDim);
+            Linear wq = linear(source, pool, factory, TensorNames.layer(l, "attn_q.weight"), qDim, dim);
+            Linear wk = linear(source, pool, factory, TensorNames.layer(l, "attn_k.weight"), kvDim, dim);
+            Linear wv = linear(source, pool, factory, TensorNames.layer(l, "attn_v.weight"), kvDim, dim);
+            Linear wo = linear(source, pool, factory, TensorNames.layer(l, "attn_output.weight"), dim, qDim);
             float[] bq = null, bk = null, bv = null;
             if (c.qkvBias() || source.has(TensorNames.layer(l, "attn_q.bias"))) {
                 bq = vector(source, TensorNames.layer(l, "attn_q.bias"), qDim);
@@ -103,9 +119,9 @@ public final class LlamaModel {
                 bv = vector(source, TensorNames.layer(l, "attn_v.bias"), kvDim);
             }
             float[] fn = vector(source, TensorNames.layer(l, "ffn_norm.weight"), dim);
-            Linear gate = linear(source, pool, TensorNames.layer(l, "ffn_gate.weight"), ffn, dim);
-            Linear up = linear(source, pool, TensorNames.layer(l, "ffn_up.weight"), ffn, dim);
-            Linear down = linear(source, pool, TensorNames.layer(l, "ffn_down.weight"), dim, ffn);
+            Linear gate = linear(source, pool, factory, TensorNames.layer(l, "ffn_gate.weight"), ffn, dim);
+            Linear up = linear(source, pool, factory, TensorNames.layer(l, "ffn_up.weight"), ffn, dim);
+            Linear down = linear(source, pool, factory, TensorNames.layer(l, "ffn_down.weight"), dim, ffn);
             layers[l] = new Layer(an, wq, wk, wv, wo, bq, bk, bv, fn, gate, up, down);
         }
         float[] on = vector(source, TensorNames.OUTPUT_NORM, dim);
@@ -115,29 +131,39 @@ public final class LlamaModel {
             if (o.dims() != 2 || o.cols() != dim) {
                 throw new LatheException(p, "tensor " + TensorNames.OUTPUT + " has shape " + Arrays.toString(o.shape()) + ", expected [vocab, " + dim + "]");
             }
-            out = Linears.of(o, pool);
-        } else if (c.tiedEmbeddings() || !source.has(TensorNames.OUTPUT)) {
-            out = Linears.of(emb, pool);
+            out = linear(source, pool, factory, TensorNames.OUTPUT, (int) o.rows(), dim);
         } else {
-            throw new LatheException(p, "missing tensor '" + TensorNames.OUTPUT + "'");
+            // no output.weight: the head is the token embedding (tied), as llama.cpp does
+            try {
+                out = checked(source, factory.make(emb, pool), emb);
+            } catch (LatheException e) {
+                throw new LatheException(p, e.getMessage(), e);
+            }
         }
         if (out.outFeatures() != emb.rows()) {
             throw new LatheException(p, "output head has " + out.outFeatures() + " rows but the embedding has " + emb.rows());
         }
         double[] inv = ropeFrequencies(source, c);
-        return new LlamaModel(p, c, pool, emb, layers, on, out, inv);
+        return new LlamaModel(p, c, pool, emb, layers, on, out, !source.has(TensorNames.OUTPUT), inv);
     }
 
-    private static Linear linear(WeightSource s, Parallel pool, String name, int out, int in) {
+    private static Linear linear(WeightSource s, Parallel pool, LinearFactory factory, String name, int out, int in) {
         Tensor t = s.tensor(name);
         if (t.dims() != 2 || t.rows() != out || t.cols() != in) {
             throw new LatheException(s.path(), "tensor " + name + " has shape " + Arrays.toString(t.shape()) + ", expected [" + out + ", " + in + "]");
         }
         try {
-            return Linears.of(t, pool);
+            return checked(s, factory.make(t, pool), t);
         } catch (LatheException e) {
-            throw new LatheException(s.path(), e.getMessage(), e);
+            throw e.file() != null ? e : new LatheException(s.path(), e.getMessage(), e);
         }
+    }
+
+    private static Linear checked(WeightSource s, Linear l, Tensor t) {
+        if (l == null || l.outFeatures() != t.rows() || l.inFeatures() != t.cols()) {
+            throw new LatheException(s.path(), "layer made for " + t.name() + " does not have its shape " + Arrays.toString(t.shape()));
+        }
+        return l;
     }
 
     private static float[] vector(WeightSource s, String name, int n) {
@@ -211,18 +237,24 @@ public final class LlamaModel {
         return output;
     }
 
+    /** True when the output head is the token embedding. */
+    public boolean tiedHead() {
+        return tied;
+    }
+
     public Parallel pool() {
         return pool;
     }
 
-    /** Bytes of all weights as stored. */
+    /** Bytes of all weights as stored (norm weights and biases counted as F32). */
     public long storageBytes() {
         long b = embedding.data().byteSize() + 4L * outputNorm.length;
         for (Layer l : layers) {
             b += l.wq.storageBytes() + l.wk.storageBytes() + l.wv.storageBytes() + l.wo.storageBytes()
                     + l.gate.storageBytes() + l.up.storageBytes() + l.down.storageBytes() + 8L * l.attnNorm.length;
+            if (l.bq != null) b += 4L * (l.bq.length + l.bk.length + l.bv.length);
         }
-        if (output.storageBytes() != embedding.data().byteSize() || !config.tiedEmbeddings()) b += output.storageBytes();
+        if (!tiedHead()) b += output.storageBytes();
         return b;
     }
 

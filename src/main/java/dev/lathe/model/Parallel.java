@@ -141,8 +141,9 @@ public final class Parallel implements AutoCloseable {
         while (!closed) {
             int spins = 0;
             while (generation == seen && !closed) {
+                // spin a little (back-to-back loops in a forward pass), then sleep until unparked
                 if (++spins < 20000) Thread.onSpinWait();
-                else LockSupport.parkNanos(this, 1_000_000L);
+                else LockSupport.park(this);
             }
             if (closed) break;
             int gen = generation;

@@ -78,6 +78,21 @@ class PerplexityTest {
     }
 
     @Test
+    void scoreAllCountsEveryPosition() throws IOException {
+        int[] ids = mobyIds();
+        try (GgufWeightSource g = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            LlamaModel m = LlamaModel.load(g);
+            Perplexity.Result all = Perplexity.compute(m, ids, new Perplexity.Options(64, BOS, 0, 3));
+            Perplexity.Result half = Perplexity.compute(m, ids, new Perplexity.Options(64, BOS, -1, 3));
+            assertThat(all.scoredTokens()).isEqualTo(3 * 63);
+            assertThat(half.scoredTokens()).isEqualTo(3 * 31);
+            assertThat(all.totalNll()).isGreaterThan(half.totalNll());
+            assertThat(Perplexity.Options.scoreAll(64, BOS).first()).isZero();
+            assertThat(Perplexity.Options.llamaCpp(64, BOS).first()).isEqualTo(32);
+        }
+    }
+
+    @Test
     void nllIsLogSoftmax() {
         float[] logits = {1f, 2f, 3f, -1f};
         double lse = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3) + Math.exp(-1));

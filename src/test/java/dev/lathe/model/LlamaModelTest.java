@@ -139,6 +139,11 @@ class LlamaModelTest {
             assertThat(relErr(logits, exp.floats("logits"))).isLessThan(1e-5);
             assertThat(relErr(hidden.get(0), exp.floats("hidden.0"))).isLessThan(1e-5);
             assertThat(relErr(hidden.get(1), exp.floats("hidden.1"))).isLessThan(1e-5);
+            LlamaModel m = LlamaModel.load(src);
+            assertThat(m.tiedHead()).isTrue();
+            long weights = 0;
+            for (String n : src.tensorNames()) weights += src.tensor(n).data().byteSize();
+            assertThat(m.storageBytes()).isEqualTo(weights);
         }
     }
 
@@ -157,20 +162,40 @@ class LlamaModelTest {
                 System.arraycopy(l, 0, stepwise, i * v, v);
             }
             assertThat(s.length()).isEqualTo(64);
-            assertThat(maxAbsDiff(stepwise, batched)).isLessThan(1e-6);
+            assertThat(maxAbsDiff(stepwise, batched)).isZero(); // same summation order everywhere
             // mixed: a prefill of 10, then batches of 7 and the rest, with small internal micro-batches
             LlamaModel.Session s2 = m.newSession(64, LlamaModel.KvType.F32, 5);
             float[] a = m.forward(s2, tokens, 0, 10, true);
             float[] b = m.forward(s2, tokens, 10, 7, true);
             float[] c = m.forward(s2, tokens, 17, 47, false);
-            assertThat(maxAbsDiff(a, Arrays.copyOfRange(batched, 0, 10 * v))).isLessThan(1e-6);
-            assertThat(maxAbsDiff(b, Arrays.copyOfRange(batched, 10 * v, 17 * v))).isLessThan(1e-6);
-            assertThat(maxAbsDiff(c, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isLessThan(1e-6);
+            assertThat(maxAbsDiff(a, Arrays.copyOfRange(batched, 0, 10 * v))).isZero();
+            assertThat(maxAbsDiff(b, Arrays.copyOfRange(batched, 10 * v, 17 * v))).isZero();
+            assertThat(maxAbsDiff(c, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isZero();
             // truncate and redo the tail
             s2.truncate(40);
             float[] d = m.forward(s2, tokens, 40, 24, false);
-            assertThat(maxAbsDiff(d, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isLessThan(1e-6);
+            assertThat(maxAbsDiff(d, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isZero();
             assertThatThrownBy(() -> m.forward(s2, tokens, 0, 1, false)).isInstanceOf(IllegalArgumentException.class);
+        }
+    }
+
+    @Test
+    void customLinearFactoryMakesEveryMatrixLayer() {
+        try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
+             GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            int[] tokens = TensorOps.toInts(exp.tensor("tokens"));
+            java.util.List<String> made = new java.util.ArrayList<>();
+            LlamaModel m = LlamaModel.load(src, Parallel.common(), (t, pool) -> {
+                made.add(t.name());
+                return Linears.of(t, pool);
+            });
+            assertThat(made).hasSize(2 * 7 + 1).contains("output.weight", "blk.1.ffn_down.weight");
+            assertThat(m.tiedHead()).isFalse();
+            float[] logits = m.forward(m.newSession(64), tokens, 0, 64, true);
+            assertThat(relErr(logits, exp.floats("logits"))).isLessThan(1e-5);
+            // a factory returning a wrongly shaped layer is rejected with the file named
+            assertThatThrownBy(() -> LlamaModel.load(src, Parallel.common(), (t, pool) -> Linears.of(src.tensor("blk.0.attn_k.weight"), pool)))
+                    .isInstanceOf(LatheException.class).hasMessageContaining(src.path().toString());
         }
     }
 
