@@ -1,15 +1,7 @@
 package dev.lathe.eval;
 
-import dev.lathe.LatheException;
-import dev.lathe.io.gguf.GgufFile;
-import dev.lathe.io.gguf.GgufWeightSource;
-import dev.lathe.io.hf.HfWeightSource;
 import dev.lathe.model.LlamaModel;
-import dev.lathe.model.Parallel;
-import dev.lathe.model.RandomWeights;
 import dev.lathe.model.Sampler;
-import dev.lathe.model.WeightSource;
-import dev.lathe.tensor.GgmlType;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,14 +10,9 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Throughput benchmark: prefill tokens/s (one batched forward over a prompt) and decode tokens/s (greedy,
- * one token per forward), each the median of several runs after a warm-up run, plus the peak resident set
- * size. {@code main} usage:
- * <pre>
- *   Bench MODEL [--threads N] [--prompt 128] [--gen 32] [--runs 5] [--kv f32|f16]
- *   MODEL = a GGUF file, a Hugging Face folder or .safetensors file, or random:PRESET[:TYPE]
- *           (PRESET one of tinyllama-1.1b, llama2-7b, llama3-8b, qwen2-0.5b; TYPE F16 by default)
- * </pre>
+ * Throughput benchmark behind {@code lathe bench}: prefill tokens/s (one batched forward over a prompt of
+ * seeded random ids) and decode tokens/s (greedy, one token per forward), each the median of several runs
+ * after warm-up, plus the peak resident set size.
  */
 public final class Bench {
     private Bench() {}
@@ -96,48 +83,5 @@ public final class Bench {
             return -1;
         }
         return -1;
-    }
-
-    /** Opens a GGUF file, a Hugging Face folder / .safetensors file, or {@code random:PRESET[:TYPE]}. */
-    public static WeightSource open(String spec) {
-        if (spec.startsWith("random:")) {
-            String[] f = spec.split(":");
-            GgmlType t = f.length > 2 ? GgmlType.valueOf(f[2].toUpperCase()) : GgmlType.F16;
-            return new RandomWeights(RandomWeights.preset(f[1]), t, 1234);
-        }
-        Path p = Path.of(spec);
-        if (!Files.exists(p)) throw new LatheException(p, "no such file or folder");
-        if (Files.isRegularFile(p) && GgufFile.looksLikeGguf(p)) return GgufWeightSource.open(p);
-        return HfWeightSource.open(p);
-    }
-
-    public static void main(String[] args) {
-        if (args.length < 1) {
-            System.err.println("usage: Bench MODEL [--threads N] [--prompt 128] [--gen 32] [--runs 5] [--kv f32|f16]");
-            System.exit(2);
-        }
-        int threads = Runtime.getRuntime().availableProcessors(), prompt = 128, gen = 32, runs = 5;
-        LlamaModel.KvType kv = LlamaModel.KvType.F32;
-        for (int i = 1; i < args.length; i += 2) {
-            if (i + 1 >= args.length) throw new IllegalArgumentException("missing value for " + args[i]);
-            switch (args[i]) {
-                case "--threads" -> threads = Integer.parseInt(args[i + 1]);
-                case "--prompt" -> prompt = Integer.parseInt(args[i + 1]);
-                case "--gen" -> gen = Integer.parseInt(args[i + 1]);
-                case "--runs" -> runs = Integer.parseInt(args[i + 1]);
-                case "--kv" -> kv = LlamaModel.KvType.valueOf(args[i + 1].toUpperCase());
-                default -> throw new IllegalArgumentException("unknown option " + args[i]);
-            }
-        }
-        try (Parallel pool = new Parallel(threads); WeightSource src = open(args[0])) {
-            long t0 = System.nanoTime();
-            LlamaModel m = LlamaModel.load(src, pool);
-            System.out.printf("loaded %s in %.2f s: %s, %.1f MiB of weights%n", args[0], (System.nanoTime() - t0) / 1e9, m,
-                    m.storageBytes() / 1048576.0);
-            System.out.println(run(m, prompt, gen, runs, kv, 42));
-        } catch (LatheException e) {
-            System.err.println("error: " + e.getMessage());
-            System.exit(2);
-        }
     }
 }
