@@ -32,10 +32,34 @@ final class Kernels {
         return (IntVector) v.convertShape(VectorOperators.B2I, I, part);
     }
 
-    /** Lane-wise products of 16 signed bytes, summed into I.length() int lanes. */
+    /**
+     * Lane-wise products of 16 signed bytes, summed into I.length() int lanes. Kept tiny (no loop) so C2
+     * always inlines it: a vector crossing a non-inlined call is boxed, which is 20-50x slower.
+     */
     static IntVector mul16(ByteVector a, ByteVector b) {
+        return PARTS == 1 ? widen(a, 0).mul(widen(b, 0)) : mulParts(a, b);
+    }
+
+    private static IntVector mulParts(ByteVector a, ByteVector b) {
         IntVector s = widen(a, 0).mul(widen(b, 0));
         for (int p = 1; p < PARTS; p++) s = s.add(widen(a, p).mul(widen(b, p)));
+        return s;
+    }
+
+    /** Part {@code part} of 16 bytes, zero-extended to int lanes. */
+    static IntVector uwiden(ByteVector v, int part) {
+        // sign-extend then mask: C2 intrinsifies B2I for every shape, ZERO_EXTEND_B2I not always
+        return widen(v, part).and(0xFF);
+    }
+
+    /** Products of ((q >>> shift) & mask) with the signed activations x, 16 lanes summed into I.length() lanes. */
+    static IntVector mulBits(ByteVector q, int shift, int mask, ByteVector x) {
+        return PARTS == 1 ? widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, 0)) : mulBitsParts(q, shift, mask, x);
+    }
+
+    private static IntVector mulBitsParts(ByteVector q, int shift, int mask, ByteVector x) {
+        IntVector s = widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, 0));
+        for (int p = 1; p < PARTS; p++) s = s.add(widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, p)));
         return s;
     }
 
