@@ -63,6 +63,43 @@ final class Kernels {
         return s;
     }
 
+    /** acc + float(q) * x[xo .. xo + 16) for 16 signed byte lanes. */
+    static FloatVector qx(ByteVector q, float[] x, int xo, FloatVector acc) {
+        if (PARTS == 1) return ((FloatVector) widen(q, 0).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xo), acc);
+        return qxParts(q, x, xo, acc);
+    }
+
+    private static FloatVector qxParts(ByteVector q, float[] x, int xo, FloatVector acc) {
+        for (int p = 0; p < PARTS; p++) {
+            acc = ((FloatVector) widen(q, p).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xo + p * I.length()), acc);
+        }
+        return acc;
+    }
+
+    /** acc + float((q >>> shift) & mask) * x[xo .. xo + 16), q zero-extended from 16 bytes. */
+    static FloatVector bitsx(ByteVector q, int shift, int mask, float[] x, int xo, FloatVector acc) {
+        if (PARTS == 1) {
+            return ((FloatVector) widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.fromArray(F, x, xo), acc);
+        }
+        for (int p = 0; p < PARTS; p++) {
+            acc = ((FloatVector) widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask).convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.fromArray(F, x, xo + p * I.length()), acc);
+        }
+        return acc;
+    }
+
+    /** acc + x[xo .. xo + 16) summed into I.length() lanes. */
+    static FloatVector xsum16(float[] x, int xo, FloatVector acc) {
+        for (int p = 0; p < PARTS; p++) acc = acc.add(FloatVector.fromArray(F, x, xo + p * I.length()));
+        return acc;
+    }
+
+    static void checkFloatDot(dev.lathe.tensor.GgmlType t, float[] x, int xOff, int n) {
+        QuantMath.checkBlocks(t, n);
+        if (xOff < 0 || xOff + (long) n > x.length) throw new IndexOutOfBoundsException("activations " + xOff + "+" + n + " outside array of " + x.length);
+    }
+
     static FloatVector fma(IntVector sumi, float d, FloatVector acc) {
         return ((FloatVector) sumi.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d), acc);
     }

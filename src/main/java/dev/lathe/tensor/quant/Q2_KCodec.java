@@ -135,6 +135,24 @@ public final class Q2_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum q x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 84L * i;
+            int xo = xOff + 16 * g;
+            int sc = u8(w, wo + 8 * k + 2 * j + half);
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 16 + 32 * k + 16 * half), 2 * j, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo + 80) * (sc & 0xF)), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -(halfAt(w, wo + 82) * (sc >> 4))), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);

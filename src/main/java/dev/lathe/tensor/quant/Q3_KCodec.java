@@ -168,6 +168,24 @@ public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum ((q & 3) + 4 h - 4) x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 110L * i;
+            int xo = xOff + 16 * g;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 32 + 32 * k + 16 * half), 2 * j, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 16 * half), 4 * k + j, 1, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo + 108) * scale(w, wo, 8 * k + 2 * j + half);
+            acc = h.sub(xs).fma(FloatVector.broadcast(Kernels.F, 4f), t).fma(FloatVector.broadcast(Kernels.F, d), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);

@@ -194,6 +194,28 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
         return sumMins;
     }
 
+    /** Float activations: per 32-weight sub-block d*sc * sum q x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int s = 0, ns = n / 32; s < ns; s++) {
+            int i = s >> 3, js = s & 7;
+            long wo = offset + 144L * i;
+            int xo = xOff + 32 * s;
+            long qo = wo + 16 + 32 * (js >> 1);
+            int shift = 4 * (js & 1);
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, qo), shift, 0xF, x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.bitsx(Kernels.load16(w, qo + 16), shift, 0xF, x, xo + 16, t);
+            FloatVector xs = Kernels.xsum16(x, xo + 16, Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F)));
+            float d = halfAt(w, wo) * (int) ((packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            float m = halfAt(w, wo + 2) * (int) ((packedMins(w, wo + 4) >>> (8 * js)) & 0xFF);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, d), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -m), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);

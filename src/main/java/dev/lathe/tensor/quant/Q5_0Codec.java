@@ -98,6 +98,22 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 22L * b;
+            int xo = xOff + 32 * b;
+            int qh = w.get(I32, wo + 2);
+            ByteVector q = Kernels.load16(w, wo + 6);
+            FloatVector t = Kernels.qx(q.and((byte) 0x0F).or(Kernels.spread(qh)).sub((byte) 16), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16)).sub((byte) 16), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);

@@ -98,6 +98,26 @@ public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum (q + 16 h) x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, js = (g >> 1) & 7, half = g & 1;
+            long wo = offset + 176L * i;
+            int xo = xOff + 16 * g;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 48 + 32 * (js >> 1) + 16 * half), 4 * (js & 1), 0xF, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 16 + 16 * half), js, 1, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo) * (int) ((Q4_KCodec.packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            float m = halfAt(w, wo + 2) * (int) ((Q4_KCodec.packedMins(w, wo + 4) >>> (8 * js)) & 0xFF);
+            acc = h.fma(FloatVector.broadcast(Kernels.F, 16f), t).fma(FloatVector.broadcast(Kernels.F, d), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -m), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);

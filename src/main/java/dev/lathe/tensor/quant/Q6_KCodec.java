@@ -109,6 +109,24 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
         quantizeRow(x, xo, n, qw, dst, off);
     }
 
+    /** Float activations: per 16-weight group d*sc * sum (u - 32) x, u the unsigned 6-bit quant. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, quarter = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 210L * i;
+            int xo = xOff + 256 * i + 128 * k + 32 * quarter + 16 * half;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 4 * (quarter >> 1), 0xF, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 2 * quarter, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo + 208) * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+            acc = h.fma(FloatVector.broadcast(Kernels.F, 16f), t).sub(xs.mul(32f)).fma(FloatVector.broadcast(Kernels.F, d), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
