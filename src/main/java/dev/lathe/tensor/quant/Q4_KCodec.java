@@ -175,8 +175,8 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
     static int minTerm(long mins, MemorySegment xq, long xo) {
         int summs = 0;
         for (int j = 0; j < 8; ++j) {
-            int bs = xq.get(I16, xo + 260 + 4 * j) + xq.get(I16, xo + 262 + 4 * j);
-            summs += (int) ((mins >>> (8 * j)) & 0xFF) * bs;
+            int two = xq.get(I32, xo + 260 + 4 * j); // bsums[2j] and bsums[2j+1]
+            summs += (int) ((mins >>> (8 * j)) & 0xFF) * ((short) two + (two >> 16));
         }
         return summs;
     }
