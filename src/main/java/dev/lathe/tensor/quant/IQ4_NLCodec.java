@@ -154,8 +154,8 @@ public final class IQ4_NLCodec extends QuantCodec implements ActivationQuantized
             ByteVector q = Kernels.load16(w, wo + 2);
             ByteVector lo = q.and((byte) 0x0F).selectFrom(TABLE);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).selectFrom(TABLE);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 18), Kernels.mulf(lo, Kernels.load16(xq, xo + 2), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -52,6 +52,32 @@ final class Kernels {
         return widen(v, part).and(0xFF);
     }
 
+    /**
+     * acc + float(a) * float(b) over 16 signed byte lanes. The products and their per-lane sums are exact
+     * in float (|a*b| <= 2^14, a few terms per lane), so this is the integer dot of ggml_vec_dot_*,
+     * computed with int-to-float conversions and FMAs, which run faster than 32-bit integer multiplies.
+     */
+    static FloatVector mulf(ByteVector a, ByteVector b, FloatVector acc) {
+        if (PARTS == 1) return f(widen(a, 0)).fma(f(widen(b, 0)), acc);
+        for (int p = 0; p < PARTS; p++) acc = f(widen(a, p)).fma(f(widen(b, p)), acc);
+        return acc;
+    }
+
+    /** acc + float((q >>> shift) & mask) * float(x) over 16 lanes (q zero-extended bits, x signed). */
+    static FloatVector mulBitsf(ByteVector q, int shift, int mask, ByteVector x, FloatVector acc) {
+        if (PARTS == 1) return f(widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask)).fma(f(widen(x, 0)), acc);
+        for (int p = 0; p < PARTS; p++) acc = f(widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask)).fma(f(widen(x, p)), acc);
+        return acc;
+    }
+
+    static FloatVector f(IntVector v) {
+        return (FloatVector) v.convert(VectorOperators.I2F, 0);
+    }
+
+    static FloatVector zero() {
+        return FloatVector.zero(F);
+    }
+
     /** Products of ((q >>> shift) & mask) with the signed activations x, 16 lanes summed into I.length() lanes. */
     static IntVector mulBits(ByteVector q, int shift, int mask, ByteVector x) {
         return PARTS == 1 ? widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, 0)) : mulBitsParts(q, shift, mask, x);

@@ -177,9 +177,9 @@ public final class Q2_KCodec extends QuantCodec implements ActivationQuantizedCo
             int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
             long wo = wOff + 84L * i, xo = xqOff + 292L * i;
             float d = xq.get(F32, xo) * halfAt(w, wo + 80) * (u8(w, wo + 8 * k + 2 * j + half) & 0xF);
-            IntVector sum = Kernels.mulBits(Kernels.load16(w, wo + 16 + 32 * k + 16 * half), 2 * j, 3,
-                    Kernels.load16(xq, xo + 4 + 128 * k + 32 * j + 16 * half));
-            acc = Kernels.fma(sum, d, acc);
+            FloatVector sum = Kernels.mulBitsf(Kernels.load16(w, wo + 16 + 32 * k + 16 * half), 2 * j, 3,
+                    Kernels.load16(xq, xo + 4 + 128 * k + 32 * j + 16 * half), Kernels.zero());
+            acc = sum.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -205,9 +205,9 @@ public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCo
             float d = xq.get(F32, xo) * halfAt(w, wo + 108) * scale(w, wo, 8 * k + 2 * j + half);
             corr += d * xq.get(I16, xo + 260 + 2 * (8 * k + 2 * j + half));
             ByteVector x = Kernels.load16(xq, xo + 4 + 128 * k + 32 * j + 16 * half);
-            IntVector sum = Kernels.mulBits(Kernels.load16(w, wo + 32 + 32 * k + 16 * half), 2 * j, 3, x)
-                    .add(Kernels.mulBits(Kernels.load16(w, wo + 16 * half), 4 * k + j, 1, x).lanewise(VectorOperators.LSHL, 2));
-            acc = Kernels.fma(sum, d, acc);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 32 + 32 * k + 16 * half), 2 * j, 3, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 16 * half), 4 * k + j, 1, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 4f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc) - 4 * corr;
     }

@@ -117,8 +117,8 @@ public final class Q4_1Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 4);
             ByteVector lo = q.and((byte) 0x0F);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 4)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 20)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 20), Kernels.mulf(lo, Kernels.load16(xq, xo + 4), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc) + summs;
     }

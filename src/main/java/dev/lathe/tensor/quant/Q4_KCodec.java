@@ -235,9 +235,9 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
             float d = xq.get(F32, xo) * halfAt(w, wo) * (int) ((packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
             long qo = wo + 16 + 32 * (js >> 1), x8 = xo + 4 + 32 * js;
             int shift = 4 * (js & 1);
-            IntVector sum = Kernels.mulBits(Kernels.load16(w, qo), shift, 0xF, Kernels.load16(xq, x8))
-                    .add(Kernels.mulBits(Kernels.load16(w, qo + 16), shift, 0xF, Kernels.load16(xq, x8 + 16)));
-            acc = Kernels.fma(sum, d, acc);
+            FloatVector sum = Kernels.mulBitsf(Kernels.load16(w, qo), shift, 0xF, Kernels.load16(xq, x8), Kernels.zero());
+            sum = Kernels.mulBitsf(Kernels.load16(w, qo + 16), shift, 0xF, Kernels.load16(xq, x8 + 16), sum);
+            acc = sum.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -124,8 +124,8 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 6);
             ByteVector lo = q.and((byte) 0x0F).or(Kernels.spread(qh)).sub((byte) 16);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16)).sub((byte) 16);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 18), Kernels.mulf(lo, Kernels.load16(xq, xo + 2), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -115,8 +115,8 @@ public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 8);
             ByteVector lo = q.and((byte) 0x0F).or(Kernels.spread(qh));
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16));
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 4)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 20)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 20), Kernels.mulf(lo, Kernels.load16(xq, xo + 4), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc) + summs;
     }

@@ -133,9 +133,9 @@ public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCo
             long wo = wOff + 176L * i, xo = xqOff + 292L * i;
             float d = xq.get(F32, xo) * halfAt(w, wo) * (int) ((Q4_KCodec.packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
             ByteVector x = Kernels.load16(xq, xo + 4 + 32 * js + 16 * half);
-            IntVector sum = Kernels.mulBits(Kernels.load16(w, wo + 48 + 32 * (js >> 1) + 16 * half), 4 * (js & 1), 0xF, x)
-                    .add(Kernels.mulBits(Kernels.load16(w, wo + 16 + 16 * half), js, 1, x).lanewise(VectorOperators.LSHL, 4));
-            acc = Kernels.fma(sum, d, acc);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 48 + 32 * (js >> 1) + 16 * half), 4 * (js & 1), 0xF, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 16 + 16 * half), js, 1, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 16f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

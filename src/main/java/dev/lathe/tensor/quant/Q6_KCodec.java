@@ -153,9 +153,9 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
             long wo = wOff + 210L * i, xo = xqOff + 292L * i;
             float d = xq.get(F32, xo) * halfAt(w, wo + 208) * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
             ByteVector x = Kernels.load16(xq, xo + 4 + 128 * k + 32 * quarter + 16 * half);
-            IntVector sum = Kernels.mulBits(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 4 * (quarter >> 1), 0xF, x)
-                    .add(Kernels.mulBits(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 2 * quarter, 3, x).lanewise(VectorOperators.LSHL, 4));
-            acc = Kernels.fma(sum, d, acc);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 4 * (quarter >> 1), 0xF, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 2 * quarter, 3, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 16f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

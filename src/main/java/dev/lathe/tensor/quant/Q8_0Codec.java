@@ -101,9 +101,9 @@ public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCo
         for (int b = 0, nb = n / 32; b < nb; b++) {
             long wo = wOff + 34L * b, xo = xqOff + 34L * b;
             float d = halfAt(w, wo) * halfAt(xq, xo);
-            IntVector s = Kernels.mul16(Kernels.load16(w, wo + 2), Kernels.load16(xq, xo + 2))
-                    .add(Kernels.mul16(Kernels.load16(w, wo + 18), Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(Kernels.load16(w, wo + 2), Kernels.load16(xq, xo + 2), Kernels.zero());
+            s = Kernels.mulf(Kernels.load16(w, wo + 18), Kernels.load16(xq, xo + 18), s);
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }
