@@ -130,6 +130,21 @@ public final class IQ4_NLCodec extends QuantCodec implements ActivationQuantized
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 18L * b;
+            int xo = xOff + 32 * b;
+            ByteVector q = Kernels.load16(w, wo + 2);
+            FloatVector t = Kernels.qx(q.and((byte) 0x0F).selectFrom(TABLE), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(q.lanewise(VectorOperators.LSHR, 4).selectFrom(TABLE), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);
@@ -139,8 +154,8 @@ public final class IQ4_NLCodec extends QuantCodec implements ActivationQuantized
             ByteVector q = Kernels.load16(w, wo + 2);
             ByteVector lo = q.and((byte) 0x0F).selectFrom(TABLE);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).selectFrom(TABLE);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 18), Kernels.mulf(lo, Kernels.load16(xq, xo + 2), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -32,11 +32,98 @@ final class Kernels {
         return (IntVector) v.convertShape(VectorOperators.B2I, I, part);
     }
 
-    /** Lane-wise products of 16 signed bytes, summed into I.length() int lanes. */
+    /**
+     * Lane-wise products of 16 signed bytes, summed into I.length() int lanes. Kept tiny (no loop) so C2
+     * always inlines it: a vector crossing a non-inlined call is boxed, which is 20-50x slower.
+     */
     static IntVector mul16(ByteVector a, ByteVector b) {
+        return PARTS == 1 ? widen(a, 0).mul(widen(b, 0)) : mulParts(a, b);
+    }
+
+    private static IntVector mulParts(ByteVector a, ByteVector b) {
         IntVector s = widen(a, 0).mul(widen(b, 0));
         for (int p = 1; p < PARTS; p++) s = s.add(widen(a, p).mul(widen(b, p)));
         return s;
+    }
+
+    /** Part {@code part} of 16 bytes, zero-extended to int lanes. */
+    static IntVector uwiden(ByteVector v, int part) {
+        // sign-extend then mask: C2 intrinsifies B2I for every shape, ZERO_EXTEND_B2I not always
+        return widen(v, part).and(0xFF);
+    }
+
+    /**
+     * acc + float(a) * float(b) over 16 signed byte lanes. The products and their per-lane sums are exact
+     * in float (|a*b| <= 2^14, a few terms per lane), so this is the integer dot of ggml_vec_dot_*,
+     * computed with int-to-float conversions and FMAs, which run faster than 32-bit integer multiplies.
+     */
+    static FloatVector mulf(ByteVector a, ByteVector b, FloatVector acc) {
+        if (PARTS == 1) return f(widen(a, 0)).fma(f(widen(b, 0)), acc);
+        for (int p = 0; p < PARTS; p++) acc = f(widen(a, p)).fma(f(widen(b, p)), acc);
+        return acc;
+    }
+
+    /** acc + float((q >>> shift) & mask) * float(x) over 16 lanes (q zero-extended bits, x signed). */
+    static FloatVector mulBitsf(ByteVector q, int shift, int mask, ByteVector x, FloatVector acc) {
+        if (PARTS == 1) return f(widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask)).fma(f(widen(x, 0)), acc);
+        for (int p = 0; p < PARTS; p++) acc = f(widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask)).fma(f(widen(x, p)), acc);
+        return acc;
+    }
+
+    static FloatVector f(IntVector v) {
+        return (FloatVector) v.convert(VectorOperators.I2F, 0);
+    }
+
+    static FloatVector zero() {
+        return FloatVector.zero(F);
+    }
+
+    /** Products of ((q >>> shift) & mask) with the signed activations x, 16 lanes summed into I.length() lanes. */
+    static IntVector mulBits(ByteVector q, int shift, int mask, ByteVector x) {
+        return PARTS == 1 ? widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, 0)) : mulBitsParts(q, shift, mask, x);
+    }
+
+    private static IntVector mulBitsParts(ByteVector q, int shift, int mask, ByteVector x) {
+        IntVector s = widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, 0));
+        for (int p = 1; p < PARTS; p++) s = s.add(widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask).mul(widen(x, p)));
+        return s;
+    }
+
+    /** acc + float(q) * x[xo .. xo + 16) for 16 signed byte lanes. */
+    static FloatVector qx(ByteVector q, float[] x, int xo, FloatVector acc) {
+        if (PARTS == 1) return ((FloatVector) widen(q, 0).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xo), acc);
+        return qxParts(q, x, xo, acc);
+    }
+
+    private static FloatVector qxParts(ByteVector q, float[] x, int xo, FloatVector acc) {
+        for (int p = 0; p < PARTS; p++) {
+            acc = ((FloatVector) widen(q, p).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xo + p * I.length()), acc);
+        }
+        return acc;
+    }
+
+    /** acc + float((q >>> shift) & mask) * x[xo .. xo + 16), q zero-extended from 16 bytes. */
+    static FloatVector bitsx(ByteVector q, int shift, int mask, float[] x, int xo, FloatVector acc) {
+        if (PARTS == 1) {
+            return ((FloatVector) widen(q, 0).lanewise(VectorOperators.LSHR, shift).and(mask).convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.fromArray(F, x, xo), acc);
+        }
+        for (int p = 0; p < PARTS; p++) {
+            acc = ((FloatVector) widen(q, p).lanewise(VectorOperators.LSHR, shift).and(mask).convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.fromArray(F, x, xo + p * I.length()), acc);
+        }
+        return acc;
+    }
+
+    /** acc + x[xo .. xo + 16) summed into I.length() lanes. */
+    static FloatVector xsum16(float[] x, int xo, FloatVector acc) {
+        for (int p = 0; p < PARTS; p++) acc = acc.add(FloatVector.fromArray(F, x, xo + p * I.length()));
+        return acc;
+    }
+
+    static void checkFloatDot(dev.lathe.tensor.GgmlType t, float[] x, int xOff, int n) {
+        QuantMath.checkBlocks(t, n);
+        if (xOff < 0 || xOff + (long) n > x.length) throw new IndexOutOfBoundsException("activations " + xOff + "+" + n + " outside array of " + x.length);
     }
 
     static FloatVector fma(IntVector sumi, float d, FloatVector acc) {

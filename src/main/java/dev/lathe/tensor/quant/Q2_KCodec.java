@@ -135,32 +135,52 @@ public final class Q2_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum q x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 84L * i;
+            int xo = xOff + 16 * g;
+            int sc = u8(w, wo + 8 * k + 2 * j + half);
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 16 + 32 * k + 16 * half), 2 * j, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo + 80) * (sc & 0xF)), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -(halfAt(w, wo + 82) * (sc >> 4))), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
-        FloatVector acc = FloatVector.zero(Kernels.F);
+        return dotGroups(w, wOff, xq, xqOff, n / 256) - minsOf(w, wOff, xq, xqOff, n / 256);
+    }
+
+    private static float minsOf(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
         float sumMins = 0;
-        for (int i = 0, nb = n / 256; i < nb; i++) {
+        for (int i = 0; i < nb; i++) {
             long wo = wOff + 84L * i, xo = xqOff + 292L * i;
-            float dy = xq.get(F32, xo);
             int summs = 0;
             for (int j = 0; j < 16; ++j) summs += xq.get(I16, xo + 260 + 2 * j) * (u8(w, wo + j) >> 4);
-            sumMins += dy * halfAt(w, wo + 82) * summs;
-            IntVector isum = IntVector.zero(Kernels.I);
-            int is = 0;
-            for (int k = 0; k < 2; ++k) {
-                ByteVector q0 = Kernels.load16(w, wo + 16 + 32 * k), q1 = Kernels.load16(w, wo + 32 + 32 * k);
-                for (int j = 0; j < 4; ++j) {
-                    long x8 = xo + 4 + 128 * k + 32 * j;
-                    ByteVector v0 = q0.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 3);
-                    ByteVector v1 = q1.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 3);
-                    isum = isum.add(Kernels.mul16(v0, Kernels.load16(xq, x8)).mul(u8(w, wo + is) & 0xF));
-                    isum = isum.add(Kernels.mul16(v1, Kernels.load16(xq, x8 + 16)).mul(u8(w, wo + is + 1) & 0xF));
-                    is += 2;
-                }
-            }
-            acc = Kernels.fma(isum, dy * halfAt(w, wo + 80), acc);
+            sumMins += xq.get(F32, xo) * halfAt(w, wo + 82) * summs;
         }
-        return Kernels.sum(acc) - sumMins;
+        return sumMins;
+    }
+
+    /** One flat loop over 16-weight groups (small loop body: see Q4_KCodec.dotScaled). */
+    private static float dotGroups(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = 16 * nb; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
+            long wo = wOff + 84L * i, xo = xqOff + 292L * i;
+            float d = xq.get(F32, xo) * halfAt(w, wo + 80) * (u8(w, wo + 8 * k + 2 * j + half) & 0xF);
+            FloatVector sum = Kernels.mulBitsf(Kernels.load16(w, wo + 16 + 32 * k + 16 * half), 2 * j, 3,
+                    Kernels.load16(xq, xo + 4 + 128 * k + 32 * j + 16 * half), Kernels.zero());
+            acc = sum.fma(FloatVector.broadcast(Kernels.F, d), acc);
+        }
+        return Kernels.sum(acc);
     }
 }

@@ -38,6 +38,14 @@ public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Signed scale j (minus 32) of the block at o. */
+    static int scale(MemorySegment s, long o, int j) {
+        long so = o + 96;
+        int lo = j < 8 ? u8(s, so + j) & 0xF : u8(s, so + j - 8) >> 4;
+        int hi = (u8(s, so + 8 + (j & 3)) >> (2 * (j >> 2))) & 3;
+        return (lo | (hi << 4)) - 32;
+    }
+
     @Override
     void dequantizeBlock(MemorySegment s, long o, float[] y, int yo) {
         float dAll = halfAt(s, o + 108);
@@ -160,33 +168,47 @@ public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum ((q & 3) + 4 h - 4) x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 110L * i;
+            int xo = xOff + 16 * g;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 32 + 32 * k + 16 * half), 2 * j, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 16 * half), 4 * k + j, 1, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo + 108) * scale(w, wo, 8 * k + 2 * j + half);
+            acc = h.sub(xs).fma(FloatVector.broadcast(Kernels.F, 4f), t).fma(FloatVector.broadcast(Kernels.F, d), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
+        return dotGroups(w, wOff, xq, xqOff, n / 256);
+    }
+
+    /**
+     * One flat loop over 16-weight groups (small loop body: see Q4_KCodec.dotScaled). The quant is
+     * (q & 3) - 4 + 4 * hbit, so the dot is sum (q + 4 hbit) x - 4 sum x.
+     */
+    private static float dotGroups(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
         FloatVector acc = FloatVector.zero(Kernels.F);
-        int[] sc = new int[16];
-        for (int i = 0, nb = n / 256; i < nb; i++) {
+        float corr = 0;
+        for (int g = 0, ng = 16 * nb; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, half = g & 1;
             long wo = wOff + 110L * i, xo = xqOff + 292L * i;
-            scales(w, wo, sc);
-            ByteVector h0 = Kernels.load16(w, wo), h1 = Kernels.load16(w, wo + 16);
-            IntVector isum = IntVector.zero(Kernels.I);
-            int is = 0;
-            for (int k = 0; k < 2; ++k) {
-                ByteVector q0 = Kernels.load16(w, wo + 32 + 32 * k), q1 = Kernels.load16(w, wo + 48 + 32 * k);
-                for (int j = 0; j < 4; ++j) {
-                    int hb = 4 * k + j;
-                    long x8 = xo + 4 + 128 * k + 32 * j;
-                    ByteVector v0 = q0.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 3)
-                            .sub(h0.lanewise(VectorOperators.LSHR, hb).and((byte) 1).lanewise(VectorOperators.XOR, (byte) 1).lanewise(VectorOperators.LSHL, 2));
-                    ByteVector v1 = q1.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 3)
-                            .sub(h1.lanewise(VectorOperators.LSHR, hb).and((byte) 1).lanewise(VectorOperators.XOR, (byte) 1).lanewise(VectorOperators.LSHL, 2));
-                    isum = isum.add(Kernels.mul16(v0, Kernels.load16(xq, x8)).mul(sc[is]));
-                    isum = isum.add(Kernels.mul16(v1, Kernels.load16(xq, x8 + 16)).mul(sc[is + 1]));
-                    is += 2;
-                }
-            }
-            acc = Kernels.fma(isum, xq.get(F32, xo) * halfAt(w, wo + 108), acc);
+            float d = xq.get(F32, xo) * halfAt(w, wo + 108) * scale(w, wo, 8 * k + 2 * j + half);
+            corr += d * xq.get(I16, xo + 260 + 2 * (8 * k + 2 * j + half));
+            ByteVector x = Kernels.load16(xq, xo + 4 + 128 * k + 32 * j + 16 * half);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 32 + 32 * k + 16 * half), 2 * j, 3, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 16 * half), 4 * k + j, 1, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 4f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
-        return Kernels.sum(acc);
+        return Kernels.sum(acc) - 4 * corr;
     }
 }

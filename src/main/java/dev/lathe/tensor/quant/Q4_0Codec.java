@@ -87,6 +87,21 @@ public final class Q4_0Codec extends QuantCodec implements ActivationQuantizedCo
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 18L * b;
+            int xo = xOff + 32 * b;
+            ByteVector q = Kernels.load16(w, wo + 2);
+            FloatVector t = Kernels.qx(q.and((byte) 0x0F).sub((byte) 8), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);
@@ -96,8 +111,8 @@ public final class Q4_0Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 2);
             ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 18), Kernels.mulf(lo, Kernels.load16(xq, xo + 2), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

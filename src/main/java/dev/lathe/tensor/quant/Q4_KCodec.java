@@ -155,38 +155,90 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
-    /** Sum over the 8 sub-blocks of min_j * (bsums[2j] + bsums[2j+1]). */
-    static int minTerm(MemorySegment w, long scOff, MemorySegment xq, long xo) {
+    /** The 8 six-bit scales of a Q4_K/Q5_K block as the bytes of a long (ggml's utmp unpacking). */
+    static long packedScales(MemorySegment w, long scOff) {
+        int u0 = w.get(I32, scOff), u2 = w.get(I32, scOff + 8);
+        int lo = u0 & 0x3f3f3f3f;
+        int hi = (u2 & 0x0f0f0f0f) | (((u0 >>> 6) & 0x03030303) << 4);
+        return (lo & 0xFFFFFFFFL) | ((long) hi << 32);
+    }
+
+    /** The 8 six-bit mins of a Q4_K/Q5_K block as the bytes of a long. */
+    static long packedMins(MemorySegment w, long scOff) {
+        int u1 = w.get(I32, scOff + 4), u2 = w.get(I32, scOff + 8);
+        int lo = u1 & 0x3f3f3f3f;
+        int hi = ((u2 >>> 4) & 0x0f0f0f0f) | (((u1 >>> 6) & 0x03030303) << 4);
+        return (lo & 0xFFFFFFFFL) | ((long) hi << 32);
+    }
+
+    /** Sum over the 8 sub-blocks of min_j * (bsums[2j] + bsums[2j+1]) of the Q8_K block at xo. */
+    static int minTerm(long mins, MemorySegment xq, long xo) {
         int summs = 0;
         for (int j = 0; j < 8; ++j) {
-            int bs = xq.get(I16, xo + 260 + 4 * j) + xq.get(I16, xo + 262 + 4 * j);
-            summs += minK4(j, w, scOff) * bs;
+            int two = xq.get(I32, xo + 260 + 4 * j); // bsums[2j] and bsums[2j+1]
+            summs += (int) ((mins >>> (8 * j)) & 0xFF) * ((short) two + (two >> 16));
         }
         return summs;
+    }
+
+    /**
+     * The min term of a Q4_K/Q5_K row: sum over super-blocks of d_x * dmin * sum_j min_j * bsum_j. Kept out
+     * of the vector loop's method: C2 compiles the vector loop badly when this scalar loop shares it.
+     */
+    static float minsOf(MemorySegment w, long wOff, int blockBytes, MemorySegment xq, long xqOff, int nb) {
+        float sumMins = 0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + (long) blockBytes * i, xo = xqOff + 292L * i;
+            sumMins += xq.get(F32, xo) * halfAt(w, wo + 2) * minTerm(packedMins(w, wo + 4), xq, xo);
+        }
+        return sumMins;
+    }
+
+    /** Float activations: per 32-weight sub-block d*sc * sum q x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int s = 0, ns = n / 32; s < ns; s++) {
+            int i = s >> 3, js = s & 7;
+            long wo = offset + 144L * i;
+            int xo = xOff + 32 * s;
+            long qo = wo + 16 + 32 * (js >> 1);
+            int shift = 4 * (js & 1);
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, qo), shift, 0xF, x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.bitsx(Kernels.load16(w, qo + 16), shift, 0xF, x, xo + 16, t);
+            FloatVector xs = Kernels.xsum16(x, xo + 16, Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F)));
+            float d = halfAt(w, wo) * (int) ((packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            float m = halfAt(w, wo + 2) * (int) ((packedMins(w, wo + 4) >>> (8 * js)) & 0xFF);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, d), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -m), acc);
+        }
+        return Kernels.sum(acc);
     }
 
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
+        int nb = n / 256;
+        return dotScaled(w, wOff, xq, xqOff, nb) - minsOf(w, wOff, 144, xq, xqOff, nb);
+    }
+
+    /**
+     * The scale part, one flat loop over 32-weight sub-blocks. C2 compiles Vector API code well only in
+     * small methods (few vector ops per loop body, no scalar loops beside it), hence the split.
+     */
+    private static float dotScaled(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
         FloatVector acc = FloatVector.zero(Kernels.F);
-        float sumMins = 0;
-        for (int i = 0, nb = n / 256; i < nb; i++) {
+        for (int s = 0, ns = 8 * nb; s < ns; s++) {
+            int i = s >> 3, js = s & 7;
             long wo = wOff + 144L * i, xo = xqOff + 292L * i;
-            float dy = xq.get(F32, xo);
-            sumMins += dy * halfAt(w, wo + 2) * minTerm(w, wo + 4, xq, xo);
-            IntVector isum = IntVector.zero(Kernels.I);
-            for (int j = 0; j < 4; ++j) {
-                int s1 = scaleK4(2 * j, w, wo + 4), s2 = scaleK4(2 * j + 1, w, wo + 4);
-                long x8 = xo + 4 + 64 * j;
-                for (int g = 0; g < 2; ++g) {
-                    ByteVector q = Kernels.load16(w, wo + 16 + 32 * j + 16 * g);
-                    ByteVector lo = q.and((byte) 0x0F), hi = q.lanewise(VectorOperators.LSHR, 4);
-                    isum = isum.add(Kernels.mul16(lo, Kernels.load16(xq, x8 + 16 * g)).mul(s1))
-                            .add(Kernels.mul16(hi, Kernels.load16(xq, x8 + 32 + 16 * g)).mul(s2));
-                }
-            }
-            acc = Kernels.fma(isum, dy * halfAt(w, wo), acc);
+            float d = xq.get(F32, xo) * halfAt(w, wo) * (int) ((packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            long qo = wo + 16 + 32 * (js >> 1), x8 = xo + 4 + 32 * js;
+            int shift = 4 * (js & 1);
+            FloatVector sum = Kernels.mulBitsf(Kernels.load16(w, qo), shift, 0xF, Kernels.load16(xq, x8), Kernels.zero());
+            sum = Kernels.mulBitsf(Kernels.load16(w, qo + 16), shift, 0xF, Kernels.load16(xq, x8 + 16), sum);
+            acc = sum.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
-        return Kernels.sum(acc) - sumMins;
+        return Kernels.sum(acc);
     }
 }

@@ -98,6 +98,22 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 22L * b;
+            int xo = xOff + 32 * b;
+            int qh = w.get(I32, wo + 2);
+            ByteVector q = Kernels.load16(w, wo + 6);
+            FloatVector t = Kernels.qx(q.and((byte) 0x0F).or(Kernels.spread(qh)).sub((byte) 16), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16)).sub((byte) 16), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);
@@ -108,8 +124,8 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 6);
             ByteVector lo = q.and((byte) 0x0F).or(Kernels.spread(qh)).sub((byte) 16);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16)).sub((byte) 16);
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 2)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 18), Kernels.mulf(lo, Kernels.load16(xq, xo + 2), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -85,6 +85,24 @@ public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCo
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F), accM = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 24L * b;
+            int xo = xOff + 32 * b;
+            int qh = w.get(I32, wo + 4);
+            ByteVector q = Kernels.load16(w, wo + 8);
+            FloatVector t = Kernels.qx(q.and((byte) 0x0F).or(Kernels.spread(qh)), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16)), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+            FloatVector xs = Kernels.xsum16(x, xo + 16, Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F)));
+            accM = xs.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo + 2)), accM);
+        }
+        return Kernels.sum(acc.add(accM));
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);
@@ -97,8 +115,8 @@ public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCo
             ByteVector q = Kernels.load16(w, wo + 8);
             ByteVector lo = q.and((byte) 0x0F).or(Kernels.spread(qh));
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(Kernels.spread(qh >>> 16));
-            IntVector s = Kernels.mul16(lo, Kernels.load16(xq, xo + 4)).add(Kernels.mul16(hi, Kernels.load16(xq, xo + 20)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(hi, Kernels.load16(xq, xo + 20), Kernels.mulf(lo, Kernels.load16(xq, xo + 4), Kernels.zero()));
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc) + summs;
     }

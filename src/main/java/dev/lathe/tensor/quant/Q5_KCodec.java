@@ -98,31 +98,45 @@ public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
     }
 
+    /** Float activations: per 16-weight group d*sc * sum (q + 16 h) x - dmin*m * sum x. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, js = (g >> 1) & 7, half = g & 1;
+            long wo = offset + 176L * i;
+            int xo = xOff + 16 * g;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 48 + 32 * (js >> 1) + 16 * half), 4 * (js & 1), 0xF, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 16 + 16 * half), js, 1, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo) * (int) ((Q4_KCodec.packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            float m = halfAt(w, wo + 2) * (int) ((Q4_KCodec.packedMins(w, wo + 4) >>> (8 * js)) & 0xFF);
+            acc = h.fma(FloatVector.broadcast(Kernels.F, 16f), t).fma(FloatVector.broadcast(Kernels.F, d), acc);
+            acc = xs.fma(FloatVector.broadcast(Kernels.F, -m), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
+        int nb = n / 256;
+        return dotScaled(w, wOff, xq, xqOff, nb) - Q4_KCodec.minsOf(w, wOff, 176, xq, xqOff, nb);
+    }
+
+    /** The scale part, one flat loop over 16-weight groups (small loop body: see Q4_KCodec.dotScaled). */
+    private static float dotScaled(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
         FloatVector acc = FloatVector.zero(Kernels.F);
-        float sumMins = 0;
-        for (int i = 0, nb = n / 256; i < nb; i++) {
+        for (int g = 0, ng = 16 * nb; g < ng; g++) {
+            int i = g >> 4, js = (g >> 1) & 7, half = g & 1;
             long wo = wOff + 176L * i, xo = xqOff + 292L * i;
-            float dy = xq.get(F32, xo);
-            sumMins += dy * halfAt(w, wo + 2) * Q4_KCodec.minTerm(w, wo + 4, xq, xo);
-            ByteVector h0 = Kernels.load16(w, wo + 16), h1 = Kernels.load16(w, wo + 32);
-            IntVector isum = IntVector.zero(Kernels.I);
-            for (int j = 0; j < 4; ++j) {
-                int s1 = scaleK4(2 * j, w, wo + 4), s2 = scaleK4(2 * j + 1, w, wo + 4);
-                long x8 = xo + 4 + 64 * j;
-                for (int g = 0; g < 2; ++g) {
-                    ByteVector h = g == 0 ? h0 : h1;
-                    ByteVector q = Kernels.load16(w, wo + 48 + 32 * j + 16 * g);
-                    ByteVector lo = q.and((byte) 0x0F).or(h.lanewise(VectorOperators.LSHR, 2 * j).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
-                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
-                    isum = isum.add(Kernels.mul16(lo, Kernels.load16(xq, x8 + 16 * g)).mul(s1))
-                            .add(Kernels.mul16(hi, Kernels.load16(xq, x8 + 32 + 16 * g)).mul(s2));
-                }
-            }
-            acc = Kernels.fma(isum, dy * halfAt(w, wo), acc);
+            float d = xq.get(F32, xo) * halfAt(w, wo) * (int) ((Q4_KCodec.packedScales(w, wo + 4) >>> (8 * js)) & 0xFF);
+            ByteVector x = Kernels.load16(xq, xo + 4 + 32 * js + 16 * half);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 48 + 32 * (js >> 1) + 16 * half), 4 * (js & 1), 0xF, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 16 + 16 * half), js, 1, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 16f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
-        return Kernels.sum(acc) - sumMins;
+        return Kernels.sum(acc);
     }
 }

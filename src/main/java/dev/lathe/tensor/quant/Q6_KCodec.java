@@ -109,30 +109,53 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
         quantizeRow(x, xo, n, qw, dst, off);
     }
 
+    /** Float activations: per 16-weight group d*sc * sum (u - 32) x, u the unsigned 6-bit quant. */
+    @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, quarter = (g >> 1) & 3, half = g & 1;
+            long wo = offset + 210L * i;
+            int xo = xOff + 256 * i + 128 * k + 32 * quarter + 16 * half;
+            FloatVector t = Kernels.bitsx(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 4 * (quarter >> 1), 0xF, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector h = Kernels.bitsx(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 2 * quarter, 3, x, xo, FloatVector.zero(Kernels.F));
+            FloatVector xs = Kernels.xsum16(x, xo, FloatVector.zero(Kernels.F));
+            float d = halfAt(w, wo + 208) * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+            acc = h.fma(FloatVector.broadcast(Kernels.F, 16f), t).sub(xs.mul(32f)).fma(FloatVector.broadcast(Kernels.F, d), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
     @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
-        FloatVector acc = FloatVector.zero(Kernels.F);
-        for (int i = 0, nb = n / 256; i < nb; i++) {
+        return dotGroups(w, wOff, xq, xqOff, n / 256) - 32 * bsumTerm(w, wOff, xq, xqOff, n / 256);
+    }
+
+    /** sum over super-blocks of d_w d_x sum_j scale_j * bsum_j: the -32 offset of the quants, applied once. */
+    private static float bsumTerm(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
+        float t = 0;
+        for (int i = 0; i < nb; i++) {
             long wo = wOff + 210L * i, xo = xqOff + 292L * i;
-            IntVector isum = IntVector.zero(Kernels.I);
-            for (int k = 0; k < 2; ++k) {
-                long ql = wo + 64 * k, qh = wo + 128 + 32 * k, sc = wo + 192 + 8 * k, x8 = xo + 4 + 128 * k;
-                for (int g = 0; g < 2; ++g) {
-                    ByteVector a = Kernels.load16(w, ql + 16 * g), b = Kernels.load16(w, ql + 32 + 16 * g);
-                    ByteVector h = Kernels.load16(w, qh + 16 * g);
-                    ByteVector q1 = a.and((byte) 0xF).or(h.and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q2 = b.and((byte) 0xF).or(h.lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    ByteVector q4 = b.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 6).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32);
-                    long xg = x8 + 16 * g;
-                    isum = isum.add(Kernels.mul16(q1, Kernels.load16(xq, xg)).mul(s8(w, sc + g)))
-                            .add(Kernels.mul16(q2, Kernels.load16(xq, xg + 32)).mul(s8(w, sc + g + 2)))
-                            .add(Kernels.mul16(q3, Kernels.load16(xq, xg + 64)).mul(s8(w, sc + g + 4)))
-                            .add(Kernels.mul16(q4, Kernels.load16(xq, xg + 96)).mul(s8(w, sc + g + 6)));
-                }
-            }
-            acc = Kernels.fma(isum, xq.get(F32, xo) * halfAt(w, wo + 208), acc);
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += s8(w, wo + 192 + j) * xq.get(I16, xo + 260 + 2 * j);
+            t += xq.get(F32, xo) * halfAt(w, wo + 208) * s;
+        }
+        return t;
+    }
+
+    /** The unsigned-quant part, one flat loop over 16-weight groups (small loop body: see Q4_KCodec.dotScaled). */
+    private static float dotGroups(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int g = 0, ng = 16 * nb; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, quarter = (g >> 1) & 3, half = g & 1;
+            long wo = wOff + 210L * i, xo = xqOff + 292L * i;
+            float d = xq.get(F32, xo) * halfAt(w, wo + 208) * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+            ByteVector x = Kernels.load16(xq, xo + 4 + 128 * k + 32 * quarter + 16 * half);
+            FloatVector lo = Kernels.mulBitsf(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 4 * (quarter >> 1), 0xF, x, Kernels.zero());
+            FloatVector hi = Kernels.mulBitsf(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 2 * quarter, 3, x, Kernels.zero());
+            acc = hi.fma(FloatVector.broadcast(Kernels.F, 16f), lo).fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -81,15 +81,29 @@ public final class Q8_0Codec extends QuantCodec implements ActivationQuantizedCo
     }
 
     @Override
+    public float dot(MemorySegment w, long offset, float[] x, int xOff, int n) {
+        Kernels.checkFloatDot(type, x, xOff, n);
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = offset + 34L * b;
+            int xo = xOff + 32 * b;
+            FloatVector t = Kernels.qx(Kernels.load16(w, wo + 2), x, xo, FloatVector.zero(Kernels.F));
+            t = Kernels.qx(Kernels.load16(w, wo + 18), x, xo + 16, t);
+            acc = t.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo)), acc);
+        }
+        return Kernels.sum(acc);
+    }
+
+    @Override
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         FloatVector acc = FloatVector.zero(Kernels.F);
         for (int b = 0, nb = n / 32; b < nb; b++) {
             long wo = wOff + 34L * b, xo = xqOff + 34L * b;
             float d = halfAt(w, wo) * halfAt(xq, xo);
-            IntVector s = Kernels.mul16(Kernels.load16(w, wo + 2), Kernels.load16(xq, xo + 2))
-                    .add(Kernels.mul16(Kernels.load16(w, wo + 18), Kernels.load16(xq, xo + 18)));
-            acc = Kernels.fma(s, d, acc);
+            FloatVector s = Kernels.mulf(Kernels.load16(w, wo + 2), Kernels.load16(xq, xo + 2), Kernels.zero());
+            s = Kernels.mulf(Kernels.load16(w, wo + 18), Kernels.load16(xq, xo + 18), s);
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
     }

@@ -81,6 +81,55 @@ class FixtureQuantizationTest {
         assertThat(compare(file, type, null)).isEmpty();
     }
 
+    /**
+     * On the llama.cpp-made tensors: dequantize + re-quantize reproduces the file for the formats without a
+     * scale search (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1); dot and dotQuantized agree with the decoded weights.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({
+            "tiny-llama-Q8_0.gguf, Q8_0, true",
+            "tiny-llama-Q4_0.gguf, Q4_0, true",
+            "tiny-llama-Q4_1.gguf, Q4_1, true",
+            "tiny-llama-Q5_0.gguf, Q5_0, true",
+            "tiny-llama-Q5_1.gguf, Q5_1, true",
+            "tiny-llama-Q2_K.gguf, Q2_K, false",
+            "tiny-llama-Q3_K_S.gguf, Q3_K, false",
+            "tiny-llama-Q4_K_S.gguf, Q4_K, false",
+            "tiny-llama-Q5_K_S.gguf, Q5_K, false",
+            "tiny-llama-Q6_K.gguf, Q6_K, false",
+            "tiny-llama-IQ4_NL.gguf, IQ4_NL, false",
+    })
+    void fixtureTensorsRoundTripAndMultiply(String file, GgmlType type, boolean idempotent) {
+        var codec = QuantTestSupport.codec(type);
+        try (GgufFile q = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/" + file))) {
+            for (String name : List.of("blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight")) {
+                Tensor t = q.tensor(name);
+                assertThat(t.type()).isEqualTo(type);
+                int rows = (int) t.rows(), cols = (int) t.cols();
+                long rb = t.rowBytes();
+                float[] y = TensorOps.toFloats(t);
+                if (idempotent) {
+                    MemorySegment out = MemorySegment.ofArray(new byte[(int) t.data().byteSize()]);
+                    for (int r = 0; r < rows; r++) codec.quantize(y, r * cols, cols, null, out, r * rb);
+                    assertThat(out.toArray(ValueLayout.JAVA_BYTE)).as(name).isEqualTo(t.data().toArray(ValueLayout.JAVA_BYTE));
+                }
+                float[] x = QuantTestSupport.row(QuantTestSupport.Kind.GAUSSIAN, cols, 99);
+                MemorySegment xq = MemorySegment.ofArray(new byte[(int) codec.activationBytes(cols)]);
+                codec.quantizeActivations(x, 0, cols, xq, 0);
+                for (int r = 0; r < rows; r += 7) {
+                    double ref = 0, mag = 0;
+                    for (int i = 0; i < cols; i++) {
+                        ref += (double) y[r * cols + i] * x[i];
+                        mag += Math.abs((double) y[r * cols + i] * x[i]);
+                    }
+                    assertThat((double) codec.dot(t.data(), r * rb, x, 0, cols)).isCloseTo(ref, org.assertj.core.api.Assertions.within(1e-5 * mag));
+                    double[] qref = QuantTestSupport.referenceDot(type, t.data().asSlice(r * rb, rb), xq, cols);
+                    assertThat((double) codec.dotQuantized(t.data(), r * rb, xq, 0, cols)).isCloseTo(qref[0], org.assertj.core.api.Assertions.within(qref[1]));
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} with imatrix")
     @CsvSource({
             "tiny-llama-Q4_K_S-imatrix.gguf, Q4_K",

@@ -40,7 +40,7 @@ class QuantCodecPropertiesTest {
         return 256 * superBlocks;
     }
 
-    @Property(tries = 60)
+    @Property(tries = 60, seed = "20261124")
     void dotQuantizedEqualsIntegerReference(@ForAll("weightTypes") GgmlType t, @ForAll Kind wk, @ForAll Kind xk,
                                             @ForAll @IntRange(min = 1, max = 4) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -51,10 +51,16 @@ class QuantCodecPropertiesTest {
         MemorySegment xq = MemorySegment.ofArray(new byte[(int) c.activationBytes(n)]);
         c.quantizeActivations(x, 0, n, xq, 0);
         double[] ref = referenceDot(t, ws, xq, n);
-        assertThat((double) c.dotQuantized(ws, 0, xq, 0, n)).isCloseTo(ref[0], within(ref[1]));
+        float got = c.dotQuantized(ws, 0, xq, 0, n);
+        if (!Double.isFinite(ref[0])) {
+            // Q8_1's s = fp16(d * sum q) overflows for |x| beyond ~2000 per block; llama.cpp's dot is then inf/NaN too
+            assertThat(Float.isFinite(got)).isFalse();
+            return;
+        }
+        assertThat((double) got).isCloseTo(ref[0], within(ref[1]));
     }
 
-    @Property(tries = 60)
+    @Property(tries = 60, seed = "20261124")
     void floatDotEqualsDequantizedDot(@ForAll("weightTypes") GgmlType t, @ForAll Kind wk,
                                       @ForAll @IntRange(min = 1, max = 4) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -70,7 +76,7 @@ class QuantCodecPropertiesTest {
         assertThat((double) BlockCodecs.get(t).dot(ws, 0, x, 0, n)).isCloseTo(ref, within(1e-5 * mag + 1e-30));
     }
 
-    @Property(tries = 60)
+    @Property(tries = 60, seed = "20261124")
     void reconstructionErrorIsBoundedOnGaussianRows(@ForAll("weightTypes") GgmlType t, @ForAll boolean withImportance,
                                                    @ForAll @IntRange(min = 1, max = 4) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -100,7 +106,7 @@ class QuantCodecPropertiesTest {
         assertThat(Math.sqrt(se / ss)).isLessThan(bound);
     }
 
-    @Property(tries = 40)
+    @Property(tries = 40, seed = "20261124")
     void linearFormatsAreIdempotentAndOthersDoNotDrift(@ForAll("weightTypes") GgmlType t, @ForAll Kind k,
                                                        @ForAll @IntRange(min = 1, max = 2) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -126,7 +132,7 @@ class QuantCodecPropertiesTest {
         }
     }
 
-    @Property(tries = 40)
+    @Property(tries = 40, seed = "20261124")
     void zeroRowsGiveZeroWeightsAndDots(@ForAll("weightTypes") GgmlType t, @ForAll boolean withImportance,
                                         @ForAll @IntRange(min = 1, max = 3) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -141,7 +147,7 @@ class QuantCodecPropertiesTest {
         assertThat(c.dotQuantized(ws, 0, xq, 0, n)).isZero();
     }
 
-    @Property(tries = 30)
+    @Property(tries = 30, seed = "20261124")
     void offsetsAreHonoured(@ForAll("weightTypes") GgmlType t, @ForAll Kind k, @ForAll boolean withImportance, @ForAll long seed) {
         int n = 512, pad = 3;
         float[] w = row(k, n, seed);
@@ -165,7 +171,7 @@ class QuantCodecPropertiesTest {
         assertThat(Arrays.copyOfRange(y, 5, n + 5)).isEqualTo(dequantize(t, a, n));
     }
 
-    @Property(tries = 60)
+    @Property(tries = 60, seed = "20261124")
     void activationQuantizationIsWithinHalfAStep(@ForAll("activationTypes") GgmlType at, @ForAll Kind k,
                                                  @ForAll @IntRange(min = 1, max = 3) int sb, @ForAll long seed) {
         int n = len(sb);
@@ -209,7 +215,7 @@ class QuantCodecPropertiesTest {
         }
     }
 
-    @Property(tries = 30)
+    @Property(tries = 30, seed = "20261124")
     void nonFiniteInputIsRejected(@ForAll("weightTypes") GgmlType t, @ForAll @IntRange(min = 0, max = 511) int at,
                                   @ForAll @IntRange(min = 0, max = 2) int which) {
         float[] w = row(Kind.GAUSSIAN, 512, at);
