@@ -137,11 +137,6 @@ final class TrainCommand implements Callable<Integer> {
         }
         TrainConfig tc = tb.build();
         TextCorpus corpus = TextCorpus.of(data, false);
-        try {
-            Files.createDirectories(out);
-        } catch (IOException e) {
-            throw new LatheException(out, "cannot create folder: " + e.getMessage(), e);
-        }
 
         // data: per file, the last validationFraction of its text (cut at a line break) is validation
         TokenData td = tokenData(corpus, tok, cfg.validationFraction(), out.resolve(TOKEN_CACHE));
@@ -150,6 +145,11 @@ final class TrainCommand implements Callable<Integer> {
                     + " training tokens, one sequence needs " + (tc.seqLen() + 1));
         }
         int[] val = td.validation().length >= 2 ? td.validation() : null;
+        try {
+            Files.createDirectories(out);
+        } catch (IOException e) {
+            throw new LatheException(out, "cannot create folder: " + e.getMessage(), e);
+        }
         CrossEntropyLoss loss = new CrossEntropyLoss();
         Trainer trainer;
         List<double[]> curve = new ArrayList<>();
@@ -176,6 +176,7 @@ final class TrainCommand implements Callable<Integer> {
             stdout.flush();
         }
         long t0 = System.nanoTime();
+        long cpu0 = cpuNanos();
         double[] lastVal = {Double.NaN, Double.NaN};
         double[] lastLoss = {Double.NaN};
         try (CliProgress bar = new CliProgress("train", false)) {
@@ -187,8 +188,9 @@ final class TrainCommand implements Callable<Integer> {
                     double secs = (System.nanoTime() - t0) / 1e9;
                     double tps = (i.step() - startStep) * tokensPerStep / Math.max(secs, 1e-9);
                     double eta = (tc.steps() - i.step()) * tokensPerStep / Math.max(tps, 1e-9);
-                    bar.update(i.step(), tc.steps(), String.format(Locale.ROOT, "loss %.4f  lr %.2e  %.0f tok/s  ETA(all) %s%s",
-                            i.loss(), i.lr(), tps, CliProgress.fmt(eta),
+                    double cpu = (cpuNanos() - cpu0) / 1e9;
+                    bar.update(i.step(), tc.steps(), String.format(Locale.ROOT, "loss %.4f  lr %.2e  %.0f tok/s (%.0f per CPU-s)  ETA(all) %s%s",
+                            i.loss(), i.lr(), tps, (i.step() - startStep) * tokensPerStep / Math.max(cpu, 1e-9), CliProgress.fmt(eta),
                             Double.isNaN(lastVal[0]) ? "" : String.format(Locale.ROOT, "  val %.4f bpb %.4f", lastVal[0], lastVal[1])));
                 }
 
@@ -215,6 +217,7 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
+        double cpuSecs = (cpuNanos() - cpu0) / 1e9;
         long done = trainer.step() - startStep;
         if (done > 0) {
             trainer.saveCheckpoint(ckpt);
@@ -224,6 +227,8 @@ final class TrainCommand implements Callable<Integer> {
         summary.put("steps", tc.steps());
         summary.put("seconds", secs);
         summary.put("tokens_per_second", done * tokensPerStep / Math.max(secs, 1e-9));
+        summary.put("cpu_seconds", cpuSecs);
+        summary.put("tokens_per_cpu_second", done * tokensPerStep / Math.max(cpuSecs, 1e-9));
         summary.put("train_loss", lastLoss[0]);
         if (trainer.step() >= tc.steps()) {
             if (val != null) {
@@ -244,8 +249,9 @@ final class TrainCommand implements Callable<Integer> {
         if (json) {
             stdout.println(Json.of(summary));
         } else {
-            stdout.printf(Locale.ROOT, "trained steps %d..%d of %d in %.1f s (%.0f tokens/s), last train loss %.4f%n", startStep,
-                    trainer.step(), tc.steps(), secs, (double) summary.get("tokens_per_second"), lastLoss[0]);
+            stdout.printf(Locale.ROOT, "trained steps %d..%d of %d in %.1f s (%.0f tokens/s; %.1f CPU-s, %.0f tokens per CPU-s), last train loss %.4f%n",
+                    startStep, trainer.step(), tc.steps(), secs, (double) summary.get("tokens_per_second"), cpuSecs,
+                    (double) summary.get("tokens_per_cpu_second"), lastLoss[0]);
             if (summary.containsKey("validation_bpb")) {
                 stdout.printf(Locale.ROOT, "validation loss %.4f, bits per byte %.4f%n", (double) summary.get("validation_loss"),
                         (double) summary.get("validation_bpb"));
@@ -254,6 +260,15 @@ final class TrainCommand implements Callable<Integer> {
             else stdout.println("checkpoint " + ckpt + " (continue with --resume)");
         }
         return 0;
+    }
+
+    /** CPU time of this process (all threads), or wall time where the JVM cannot tell. */
+    static long cpuNanos() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            long t = os.getProcessCpuTime();
+            if (t >= 0) return t;
+        }
+        return System.nanoTime();
     }
 
     // ------------------------------------------------------------------------------------------ config
