@@ -514,6 +514,15 @@ final class TrainCommand implements Callable<Integer> {
         ds.addSeries(bpb);
         JFreeChart chart = ChartFactory.createXYLineChart("Training curve", "step", "loss (nats/token), bits/byte", ds,
                 PlotOrientation.VERTICAL, true, false, false);
+        org.jfree.chart.plot.XYPlot plot = chart.getXYPlot();
+        plot.setBackgroundPaint(java.awt.Color.WHITE);
+        plot.setDomainGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer renderer = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer();
+        renderer.setSeriesShapesVisible(0, false);
+        renderer.setSeriesShapesVisible(1, true);
+        renderer.setSeriesShapesVisible(2, true);
+        plot.setRenderer(renderer);
         ByteArrayOutputStream png = new ByteArrayOutputStream();
         try {
             ChartUtils.writeChartAsPNG(png, chart, 900, 500);
