@@ -26,6 +26,7 @@ public final class AtomicOutput implements AutoCloseable {
     private final FileChannel channel;
     private final ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER).order(ByteOrder.LITTLE_ENDIAN);
     private final MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+    private final java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
     private long written;
     private boolean done;
 
@@ -89,12 +90,45 @@ public final class AtomicOutput implements AutoCloseable {
 
     private void flush() {
         buf.flip();
+        crc.update(buf.duplicate());
         try {
             while (buf.hasRemaining()) channel.write(buf);
         } catch (IOException e) {
             throw new LatheException(target, "write failed: " + e.getMessage(), e);
         }
         buf.clear();
+    }
+
+    /** CRC-32C of every byte written so far (for formats that end with a checksum of their contents). */
+    public long checksum() {
+        flush();
+        return crc.getValue();
+    }
+
+    /** Writes {@code n} floats from {@code a[off ..]}, little-endian. */
+    public void floats(float[] a, int off, int n) {
+        while (n > 0) {
+            room(4);
+            int k = Math.min(n, buf.remaining() / 4);
+            buf.asFloatBuffer().put(a, off, k);
+            buf.position(buf.position() + 4 * k);
+            written += 4L * k;
+            off += k;
+            n -= k;
+        }
+    }
+
+    /** Writes {@code n} ints from {@code a[off ..]}, little-endian. */
+    public void ints(int[] a, int off, int n) {
+        while (n > 0) {
+            room(4);
+            int k = Math.min(n, buf.remaining() / 4);
+            buf.asIntBuffer().put(a, off, k);
+            buf.position(buf.position() + 4 * k);
+            written += 4L * k;
+            off += k;
+            n -= k;
+        }
     }
 
     public void u8(int v) {

@@ -1,5 +1,7 @@
 package dev.lathe.train;
 
+import dev.lathe.io.AtomicOutput;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -14,10 +16,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Collections;
 import java.util.Iterator;
@@ -74,7 +73,6 @@ public final class Checkpoint {
     /** Writes atomically (temporary file in the same folder, then rename). */
     public static void save(Path file, State s) {
         Path abs = file.toAbsolutePath();
-        Path dir = abs.getParent();
         ObjectNode h = JSON.createObjectNode();
         h.set("config", configJson(s.config()));
         h.put("step", s.step());
@@ -95,59 +93,14 @@ public final class Checkpoint {
         } catch (IOException e) {
             throw new LatheException(file, "cannot encode checkpoint header: " + e.getMessage(), e);
         }
-        Path tmp = null;
-        try {
-            Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, abs.getFileName().toString() + ".", ".tmp");
-            CRC32C crc = new CRC32C();
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-                buf.put(MAGIC).putInt(VERSION).putInt(header.length);
-                flush(ch, buf, crc);
-                for (int off = 0; off < header.length; ) {
-                    int n = Math.min(buf.remaining(), header.length - off);
-                    buf.put(header, off, n);
-                    off += n;
-                    flush(ch, buf, crc);
-                }
-                for (float[] a : s.tensors().values()) {
-                    for (int off = 0; off < a.length; ) {
-                        int n = Math.min(buf.remaining() / 4, a.length - off);
-                        buf.asFloatBuffer().put(a, off, n);
-                        buf.position(buf.position() + 4 * n);
-                        off += n;
-                        flush(ch, buf, crc);
-                    }
-                }
-                buf.putLong(crc.getValue());
-                buf.flip();
-                while (buf.hasRemaining()) ch.write(buf);
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
-        } catch (IOException e) {
-            throw new LatheException(file, "cannot write checkpoint: " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // the write already failed; that error is the one reported
-                }
-            }
-        }
-    }
-
-    private static void flush(FileChannel ch, ByteBuffer buf, CRC32C crc) throws IOException {
-        buf.flip();
-        crc.update(buf.duplicate());
-        while (buf.hasRemaining()) ch.write(buf);
-        buf.clear();
+        AtomicOutput.write(abs, out -> {
+            out.bytes(MAGIC);
+            out.i32(VERSION);
+            out.i32(header.length);
+            out.bytes(header);
+            for (float[] a : s.tensors().values()) out.floats(a, 0, a.length);
+            out.i64(out.checksum());
+        });
     }
 
     /** Reads and validates a checkpoint. */

@@ -1,17 +1,15 @@
 package dev.lathe.train;
 
+import dev.lathe.io.AtomicOutput;
+
 import dev.lathe.LatheException;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.zip.CRC32C;
 
@@ -83,55 +81,20 @@ public record TokenData(int[] train, int[] validation, long trainBytes, long val
     /** Cache layout (LE): magic, u32 fingerprint length, fingerprint UTF-8, 4 × i64 counts, i32 doc counts, ids, u64 CRC-32C. */
     public void writeCache(Path cache, String fingerprint) {
         byte[] fpb = fingerprint.getBytes(StandardCharsets.UTF_8);
-        Path abs = cache.toAbsolutePath();
-        Path tmp = null;
-        try {
-            Files.createDirectories(abs.getParent());
-            tmp = Files.createTempFile(abs.getParent(), abs.getFileName() + ".", ".tmp");
-            CRC32C crc = new CRC32C();
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                ByteBuffer head = ByteBuffer.allocate(8 + 4 + fpb.length + 4 * 8 + 2 * 4).order(ByteOrder.LITTLE_ENDIAN);
-                head.put(MAGIC).putInt(fpb.length).put(fpb).putLong(train.length).putLong(validation.length)
-                        .putLong(trainBytes).putLong(validationBytes).putInt(trainDocs).putInt(validationDocs);
-                write(ch, head, crc);
-                ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-                for (int[] a : new int[][] {train, validation}) {
-                    for (int off = 0; off < a.length; ) {
-                        int n = Math.min(buf.capacity() / 4, a.length - off);
-                        buf.clear();
-                        buf.asIntBuffer().put(a, off, n);
-                        buf.position(4 * n);
-                        write(ch, buf, crc);
-                        off += n;
-                    }
-                }
-                ByteBuffer tail = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(crc.getValue());
-                write(ch, tail, null);
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
-        } catch (IOException e) {
-            throw new LatheException(cache, "cannot write token cache: " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // reporting the write failure
-                }
-            }
-        }
-    }
-
-    private static void write(FileChannel ch, ByteBuffer b, CRC32C crc) throws IOException {
-        b.flip();
-        if (crc != null) crc.update(b.duplicate());
-        while (b.hasRemaining()) ch.write(b);
+        AtomicOutput.write(cache, out -> {
+            out.bytes(MAGIC);
+            out.i32(fpb.length);
+            out.bytes(fpb);
+            out.i64(train.length);
+            out.i64(validation.length);
+            out.i64(trainBytes);
+            out.i64(validationBytes);
+            out.i32(trainDocs);
+            out.i32(validationDocs);
+            out.ints(train, 0, train.length);
+            out.ints(validation, 0, validation.length);
+            out.i64(out.checksum());
+        });
     }
 
     /** The cached data, or null when the fingerprint differs; a corrupt cache raises {@link LatheException}. */
