@@ -1,9 +1,9 @@
 package dev.lathe.io;
 
-import dev.lathe.LatheException;
 import dev.lathe.model.ModelConfig;
 import dev.lathe.model.RopeStyle;
 import dev.lathe.model.TensorNames;
+import dev.lathe.model.TensorMapSource;
 import dev.lathe.model.WeightSource;
 import dev.lathe.tensor.Tensor;
 import dev.lathe.tensor.TensorOps;
@@ -19,24 +19,25 @@ import java.util.Random;
 import java.util.Set;
 
 /** A small random model held in memory (seeded), for writing test files of every format. */
-final class TinyModel implements WeightSource {
-    private final Path path;
-    private final ModelConfig config;
-    private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+final class TinyModel extends TensorMapSource {
 
     static ModelConfig config(String arch, RopeStyle style, boolean tied, boolean bias) {
         return new ModelConfig(arch, 16, 2, 2, 1, 8, 32, 24, 1e-5f, 10000f, style, null, 8, tied, bias);
     }
 
     TinyModel(Path path, ModelConfig config, long seed) {
-        this.path = path;
-        this.config = config;
+        super(path, config, random(config, seed), null);
+    }
+
+    private static Map<String, Tensor> random(ModelConfig config, long seed) {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
         Random r = new Random(seed);
         for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(config).entrySet()) {
             float[] v = new float[(int) Tensor.numElements(e.getValue())];
             for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian() * (e.getValue().length == 1 ? 0.1f : 0.02f) + (e.getKey().endsWith("norm.weight") ? 1 : 0);
             tensors.put(e.getKey(), TensorOps.ofFloats(e.getKey(), e.getValue(), v));
         }
+        return tensors;
     }
 
     /** Writes the model as a llama2.c v0 checkpoint (config must be INTERLEAVED arch llama without biases). */
@@ -61,31 +62,5 @@ final class TinyModel implements WeightSource {
 
     private static void put(ByteBuffer b, WeightSource m, String name) {
         for (float f : TensorOps.toFloats(m.tensor(name))) b.putFloat(f);
-    }
-
-    @Override
-    public Path path() {
-        return path;
-    }
-
-    @Override
-    public ModelConfig config() {
-        return config;
-    }
-
-    @Override
-    public Set<String> tensorNames() {
-        return tensors.keySet();
-    }
-
-    @Override
-    public Tensor tensor(String canonicalName) {
-        Tensor t = tensors.get(canonicalName);
-        if (t == null) throw new LatheException(path, "missing tensor '" + canonicalName + "'");
-        return t;
-    }
-
-    @Override
-    public void close() {
     }
 }

@@ -4,7 +4,7 @@ import dev.lathe.LatheException;
 import dev.lathe.model.ModelConfig;
 import dev.lathe.model.RopeStyle;
 import dev.lathe.model.TensorNames;
-import dev.lathe.model.WeightSource;
+import dev.lathe.model.TensorMapSource;
 import dev.lathe.tensor.GgmlType;
 import dev.lathe.tensor.Tensor;
 
@@ -30,25 +30,18 @@ import java.util.Set;
  * skipped. Arch llama, {@link RopeStyle#INTERLEAVED} (the weights are not permuted), eps 1e-5, theta 10000.
  * The file size must match the header exactly.
  */
-public final class Llama2cWeightSource implements WeightSource {
+public final class Llama2cWeightSource extends TensorMapSource {
     public static final int HEADER_BYTES = 28;
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** The decoded header. */
     public record Header(int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize, int seqLen, boolean sharedClassifier) {}
 
-    private final Path path;
-    private final Arena arena;
     private final Header header;
-    private final ModelConfig config;
-    private final Map<String, Tensor> tensors;
 
     private Llama2cWeightSource(Path path, Arena arena, Header header, ModelConfig config, Map<String, Tensor> tensors) {
-        this.path = path;
-        this.arena = arena;
+        super(path, config, tensors, arena::close);
         this.header = header;
-        this.config = config;
-        this.tensors = tensors;
     }
 
     /**
@@ -194,32 +187,5 @@ public final class Llama2cWeightSource implements WeightSource {
 
     public Header header() {
         return header;
-    }
-
-    @Override
-    public Path path() {
-        return path;
-    }
-
-    @Override
-    public ModelConfig config() {
-        return config;
-    }
-
-    @Override
-    public Set<String> tensorNames() {
-        return tensors.keySet();
-    }
-
-    @Override
-    public Tensor tensor(String canonicalName) {
-        Tensor t = tensors.get(canonicalName);
-        if (t == null) throw new LatheException(path, "missing tensor '" + canonicalName + "'");
-        return t;
-    }
-
-    @Override
-    public void close() {
-        arena.close();
     }
 }
