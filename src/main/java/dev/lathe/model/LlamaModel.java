@@ -155,6 +155,15 @@ public final class LlamaModel {
         return v;
     }
 
+    /**
+     * RoPE inverse frequencies per rotated pair of {@code source}'s model (theta, Llama 3 scaling, GGUF
+     * {@code rope_freqs.weight}), exactly as the engine uses them; for tools that re-run a decoder block
+     * outside the engine (calibration in dev.lathe.compress).
+     */
+    public static double[] ropeInverseFrequencies(WeightSource source) {
+        return ropeFrequencies(source, source.config());
+    }
+
     /** Inverse frequencies per rotated pair, with Llama 3 scaling or a GGUF {@code rope_freqs.weight}. */
     static double[] ropeFrequencies(WeightSource s, ModelConfig c) {
         int half = c.headDim() / 2;
