@@ -75,6 +75,7 @@ public final class BlockContext {
     /** Statistics of the four projection inputs under the current weights (with Hessians when asked). */
     public Map<Proj.Input, InputStats> stats(boolean hessian) {
         if (stats != null && statsVersion == weights.version() && (statsHaveHessian || !hessian)) return stats;
+        if (inputs.isEmpty()) throw new dev.lathe.LatheException("this method needs calibration data (--calib)");
         Map<Proj.Input, InputStats> m = new EnumMap<>(Proj.Input.class);
         var c = runner.config();
         m.put(Proj.Input.ATTN_IN, new InputStats(c.dim(), hessian));

@@ -42,12 +42,13 @@ public final class Calibrator {
         }
     }
 
-    /** Runs the recipe; returns the quantized weights by tensor name (tensors no modifier quantized are absent). */
+    /** Runs the recipe ({@code data} may be null for methods that need no calibration); returns the quantized weights by tensor name (tensors no modifier quantized are absent). */
     public static Map<String, QuantizedWeight> run(WeightSource src, CalibrationData data, QuantPlan plan, List<Modifier> recipe,
                                                    Options opt, Listener listener) {
         ModelConfig c = src.config();
         int dim = c.dim();
-        for (int[] s : data.samples()) {
+        List<int[]> samples = data == null ? List.of() : data.samples();
+        for (int[] s : samples) {
             if (s.length > c.contextLength()) {
                 throw new LatheException(src.path(), "calibration sample of " + s.length + " tokens exceeds the context length " + c.contextLength());
             }
@@ -57,7 +58,7 @@ public final class Calibrator {
         var codec = BlockCodecs.get(emb.type());
         long rb = emb.rowBytes();
         List<float[]> x = new ArrayList<>();
-        for (int[] s : data.samples()) {
+        for (int[] s : samples) {
             float[] a = new float[s.length * dim];
             for (int t = 0; t < s.length; t++) {
                 if (s[t] < 0 || s[t] >= emb.rows()) throw new LatheException(src.path(), "calibration token id " + s[t] + " out of range [0, " + emb.rows() + ")");
@@ -67,7 +68,7 @@ public final class Calibrator {
         }
         int passes = 2;
         for (Modifier m : recipe) passes += m.passesPerBlock();
-        long total = (long) c.nLayers() * data.size() * passes;
+        long total = (long) c.nLayers() * Math.max(1, samples.size()) * passes;
         long t0 = System.nanoTime();
         long[] done = {0};
         Runnable tick = () -> {
@@ -79,18 +80,19 @@ public final class Calibrator {
         Map<String, QuantizedWeight> results = new LinkedHashMap<>();
         for (int l = 0; l < c.nLayers(); l++) {
             BlockWeights bw = BlockWeights.load(src, l);
-            BlockContext ctx = new BlockContext(bw, x, data.samples(), runner, plan, results, opt.pool(), tick);
+            BlockContext ctx = new BlockContext(bw, x, samples, runner, plan, results, opt.pool(), tick);
             for (Modifier m : recipe) m.applyToBlock(ctx);
             x = ctx.outputs();
-            done[0] = (long) (l + 1) * data.size() * passes;
+            done[0] = (long) (l + 1) * Math.max(1, samples.size()) * passes;
             listener.update("calibrate", Math.min(done[0], total), total, 0);
         }
         final List<float[]> last = x;
         float[] outNorm = BlockWeights.vector(src, TensorNames.OUTPUT_NORM, dim);
         java.util.function.Function<Boolean, InputStats> outStats = hess -> {
+            if (last.isEmpty()) throw new LatheException("this method needs calibration data (--calib)");
             InputStats st = new InputStats(dim, hess);
             for (int s = 0; s < last.size(); s++) {
-                int n = data.samples().get(s).length;
+                int n = samples.get(s).length;
                 float[] h = new float[n * dim];
                 BlockRunner.rmsNormRows(last.get(s), outNorm, h, n, dim, c.normEps());
                 st.add(h, n, opt.pool());

@@ -1,0 +1,107 @@
+package dev.lathe.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lathe.Fixtures;
+import dev.lathe.io.gguf.GgufFile;
+import dev.lathe.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+class QuantizeCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void rtnQ4KMIsByteIdenticalToLlamaQuantize() {
+        Path out = tmp.resolve("q4km.gguf");
+        MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", "rtn",
+                "--type", "Q4_K_M", "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode j = r.json();
+        assertThat(j.get("format").asText()).isEqualTo("gguf");
+        assertThat(j.get("tensor_types").get("Q6_K").asInt()).isEqualTo(3);
+        try (GgufFile mine = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q4_K_M.gguf"))) {
+            assertThat(mine.tensorInfos().keySet()).containsExactlyElementsOf(ref.tensorInfos().keySet());
+            for (String n : ref.tensorInfos().keySet()) {
+                Tensor a = ref.tensor(n), b = mine.tensor(n);
+                assertThat(b.type()).as(n).isEqualTo(a.type());
+                assertThat(b.data().mismatch(a.data())).as(n).isEqualTo(-1L);
+            }
+            assertThat(mine.getLong("general.file_type", -1)).isEqualTo(15);
+        }
+    }
+
+    @Test
+    void gptqQ4KEndToEndLoadsAndKeepsPerplexity() {
+        Path out = tmp.resolve("gptq.gguf");
+        Path text = Fixtures.fixture("text/moby-16k.txt");
+        MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", "gptq",
+                "--type", "Q4_K_S", "--pure", "--calib", Fixtures.data("text/train/austen-prideprejudice.txt"), "--samples", 16, "--seq-len", 128,
+                "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("calibration_samples").asInt()).isEqualTo(16);
+        MainTest.Run e = MainTest.lathe("eval", out, "--text", text, "--ctx", 128, "--chunks", 40, "--json");
+        assertThat(e.code()).as(e.err()).isZero();
+        MainTest.Run f = MainTest.lathe("eval", Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q4_K_S.gguf"), "--text", text, "--ctx", 128,
+                "--chunks", 40, "--json");
+        double mine = e.json().get("ppl").asDouble(), ref = f.json().get("ppl").asDouble();
+        System.out.printf("PPL (40 chunks): GPTQ Q4_K %.4f, llama.cpp Q4_K_S %.4f%n", mine, ref);
+        assertThat(mine).isFinite();
+        assertThat(Math.abs(mine / ref - 1)).isLessThan(0.05);
+    }
+
+    @Test
+    void imatrixCommandWritesLlamaCppFormat() throws IOException {
+        Path out = tmp.resolve("imatrix.dat");
+        MainTest.Run r = MainTest.lathe("imatrix", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "-f", Fixtures.fixture("text/moby-16k.txt"),
+                "-c", 128, "--chunks", 10, "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("entries").asInt()).isEqualTo(14);
+        ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);
+        assertThat(b.getInt()).isEqualTo(14);
+        int len = b.getInt();
+        b.position(b.position() + len);
+        assertThat(b.getInt()).isEqualTo(10); // ncall = chunks
+    }
+
+    @Test
+    void badInputIsOneLineAndExitCode2WithoutOutput() throws IOException {
+        Path f32 = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        // imatrix of another model: wrong length for a tensor
+        Path badIm = tmp.resolve("bad.dat");
+        ByteBuffer b = ByteBuffer.allocate(4 + 4 + 22 + 8 + 4 * 7 + 8).order(ByteOrder.LITTLE_ENDIAN);
+        byte[] name = "blk.0.attn_q.weight".getBytes();
+        b.putInt(1).putInt(name.length).put(name).putInt(1).putInt(7);
+        for (int i = 0; i < 7; i++) b.putFloat(1f);
+        b.putInt(1).putInt(0);
+        Files.write(badIm, java.util.Arrays.copyOf(b.array(), b.position()));
+        Path out = tmp.resolve("x.gguf");
+        MainTest.Run r = MainTest.lathe("quantize", f32, "--method", "imatrix", "--imatrix", badIm, "--type", "Q4_K_M", "-o", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("another model").doesNotContain("\tat ");
+        assertThat(out).doesNotExist();
+        // too few calibration tokens
+        Path tiny = tmp.resolve("tiny.txt");
+        Files.writeString(tiny, "Call me Ishmael.");
+        r = MainTest.lathe("quantize", f32, "--method", "gptq", "--calib", tiny, "--seq-len", 128, "--type", "Q4_0", "-o", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("too few calibration tokens");
+        assertThat(out).doesNotExist();
+        // GPTQ without calibration text
+        r = MainTest.lathe("quantize", f32, "--method", "gptq", "--type", "Q4_0", "-o", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--calib");
+        // unknown type
+        r = MainTest.lathe("quantize", f32, "--type", "Q7_X", "-o", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(out).doesNotExist();
+    }
+}
