@@ -72,9 +72,14 @@ public abstract sealed class Grid {
             this.seg = MemorySegment.ofArray(data);
         }
 
+        /**
+         * Columns fixed at a time: the block, or 32 columns of a 256-weight k-quant super-block. At each
+         * 32-column step the whole super-block is re-encoded from the already fixed values followed by the
+         * current (error-compensated) weights of the rest, so later sub-blocks still benefit from GPTQ's updates.
+         */
         @Override
         public int groupSize() {
-            return type.blockSize;
+            return Math.min(type.blockSize, 32);
         }
 
         /** Whole rows through the codec, as llama-quantize does (some codecs use row-level statistics). */
@@ -97,12 +102,18 @@ public abstract sealed class Grid {
 
                 @Override
                 public void begin(int row, float[] w, int col) {
-                    long off = row * rowBytes + (long) (col / bs) * type.typeSize;
-                    System.arraycopy(w, col, src, 0, bs);
-                    if (imp != null) System.arraycopy(importance, col, imp, 0, bs);
+                    int b0 = col - col % bs;
+                    long off = row * rowBytes + (long) (b0 / bs) * type.typeSize;
+                    if (col == b0) {
+                        System.arraycopy(w, b0, src, 0, bs);
+                    } else {
+                        System.arraycopy(q, 0, src, 0, col - b0);
+                        System.arraycopy(w, col, src, col - b0, bs - (col - b0));
+                    }
+                    if (imp != null) System.arraycopy(importance, b0, imp, 0, bs);
                     codec.quantize(src, 0, bs, imp, seg, off);
                     codec.dequantize(seg, off, q, 0, bs);
-                    start = col;
+                    start = b0;
                 }
 
                 @Override
