@@ -84,7 +84,7 @@ public final class QuantizeJob {
                 case IMATRIX -> QuantizeModifier.Method.IMATRIX;
                 case GPTQ, AWQ_GPTQ -> QuantizeModifier.Method.GPTQ;
             };
-            if (o.method() == Method.AWQ || o.method() == Method.AWQ_GPTQ) recipe.add(awq(o.awqGrid()));
+            if (o.method() == Method.AWQ || o.method() == Method.AWQ_GPTQ) recipe.add(new AwqModifier(o.awqGrid()));
             recipe.add(new QuantizeModifier(qm, o.gptq(), im, o.imatrix() == null ? null : o.imatrix().toString()));
             Map<String, QuantizedWeight> res = Calibrator.run(src, data, plan, recipe, new Calibrator.Options(false, Parallel.common()), listener);
             String format;
@@ -113,10 +113,6 @@ public final class QuantizeJob {
             return new Summary(out, format, plan.name(), size(out), qWeights == 0 ? 0 : 8.0 * qBytes / qWeights, qWeights, types,
                     plan.notes(), data == null ? 0 : data.size(), data == null ? 0 : data.tokens(), (System.nanoTime() - t0) / 1e9);
         }
-    }
-
-    private static Modifier awq(int grid) {
-        throw new LatheException("AWQ is not available in this build");
     }
 
     private static void writeInts(WeightSource src, QuantPlan plan, Map<String, QuantizedWeight> res, Path out) {
