@@ -134,7 +134,7 @@ public final class LlamaModel {
             throw new LatheException(s.path(), "tensor " + name + " has shape " + Arrays.toString(t.shape()) + ", expected [" + out + ", " + in + "]");
         }
         try {
-            return Linears.of(t, pool);
+            return s.linear(name, pool);
         } catch (LatheException e) {
             throw new LatheException(s.path(), e.getMessage(), e);
         }
