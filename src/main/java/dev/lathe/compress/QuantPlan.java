@@ -49,6 +49,8 @@ public record QuantPlan(String name, int ftype, Map<String, WeightFormat> format
         Map<String, WeightFormat> m = new LinkedHashMap<>();
         List<String> notes = new ArrayList<>();
         for (String n : quantizable(src)) {
+            // compressed-tensors quantizes the Linear layers of the blocks; embedding and head stay unquantized
+            if (f instanceof WeightFormat.Int && (n.equals(TensorNames.TOKEN_EMBD) || n.equals(TensorNames.OUTPUT))) continue;
             long cols = src.tensor(n).cols();
             if (f instanceof WeightFormat.Gguf g) {
                 m.put(n, new WeightFormat.Gguf(fallback(n, g.type(), cols, notes)));

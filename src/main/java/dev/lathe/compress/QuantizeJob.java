@@ -89,7 +89,7 @@ public final class QuantizeJob {
             Map<String, QuantizedWeight> res = Calibrator.run(src, data, plan, recipe, new Calibrator.Options(false, Parallel.common()), listener);
             String format;
             if (ints) {
-                writeInts(src, plan, res, out);
+                CompressedTensors.write(src, plan, res, out);
                 format = "compressed-tensors";
             } else {
                 Map<String, GgufValue> extra = new LinkedHashMap<>();
@@ -113,10 +113,6 @@ public final class QuantizeJob {
             return new Summary(out, format, plan.name(), size(out), qWeights == 0 ? 0 : 8.0 * qBytes / qWeights, qWeights, types,
                     plan.notes(), data == null ? 0 : data.size(), data == null ? 0 : data.tokens(), (System.nanoTime() - t0) / 1e9);
         }
-    }
-
-    private static void writeInts(WeightSource src, QuantPlan plan, Map<String, QuantizedWeight> res, Path out) {
-        throw new LatheException("integer formats cannot be written in this build");
     }
 
     /** An imatrix for another model: entries for tensors this model lacks, or of the wrong length. */
