@@ -104,4 +104,73 @@ class QuantizeCommandTest {
         assertThat(r.code()).isEqualTo(2);
         assertThat(out).doesNotExist();
     }
+
+    @Test
+    void imatrixQuantizationWithLlamaCppsImatrixIsByteIdentical() {
+        for (String[] c : new String[][]{{"Q4_K_S", "tiny-llama-Q4_K_S-imatrix.gguf"}, {"Q2_K", "tiny-llama-Q2_K-imatrix.gguf"}}) {
+            Path out = tmp.resolve(c[0] + "-im.gguf");
+            MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", "imatrix",
+                    "--imatrix", Fixtures.fixture("tiny-llama/gguf/imatrix.dat"), "--type", c[0], "--pure", "-o", out, "--json");
+            assertThat(r.code()).as(r.err()).isZero();
+            try (GgufFile mine = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/" + c[1]))) {
+                for (String n : ref.tensorInfos().keySet()) {
+                    Tensor a = ref.tensor(n), b = mine.tensor(n);
+                    assertThat(b.type()).as(n).isEqualTo(a.type());
+                    assertThat(b.data().mismatch(a.data())).as(c[0] + " " + n).isEqualTo(-1L);
+                }
+                assertThat(mine.getLong("quantize.imatrix.chunks_count", -1)).isEqualTo(161);
+            }
+        }
+    }
+
+    @Test
+    void intGptqAndAwqWriteCompressedTensorsThatLoadAndEvaluate() {
+        Path calib = Fixtures.data("text/train/austen-emma.txt");
+        int[] ids = MainTest.readIds(Fixtures.fixture("tiny-llama/tokens/moby-16k.ids.i32le.bin"));
+        for (String method : new String[]{"gptq", "awq+gptq"}) {
+            Path out = tmp.resolve("int4-" + method.replace('+', '-'));
+            MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", method,
+                    "--type", "int4-g128", "--calib", calib, "--samples", 8, "--seq-len", 128, "--awq-grid", 5, "-o", out, "--json");
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(r.json().get("format").asText()).isEqualTo("compressed-tensors");
+            assertThat(r.json().get("bpw").asDouble()).isBetween(4.0, 4.5);
+            // the folder made from a GGUF has no tokenizer.json: score the fixture's llama.cpp token ids
+            double ppl;
+            try (dev.lathe.model.WeightSource src = dev.lathe.io.ModelLoader.open(out)) {
+                dev.lathe.model.LlamaModel m = dev.lathe.model.LlamaModel.load(src);
+                assertThat(m.layer(1).down()).isInstanceOf(dev.lathe.model.PackedIntLinear.class);
+                ppl = dev.lathe.eval.Perplexity.compute(m, ids, new dev.lathe.eval.Perplexity.Options(128, 1, -1, 20)).ppl();
+            }
+            System.out.printf("int4-g128 %s: PPL (20 chunks) %.4f%n", method, ppl);
+            assertThat(ppl).isBetween(200.0, 320.0);
+        }
+    }
+
+    @Test
+    void nanWeightsAreRejectedWithoutOutput() {
+        Path f32 = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        Path bad = tmp.resolve("nan.gguf");
+        try (GgufFile g = GgufFile.open(f32)) {
+            dev.lathe.io.gguf.GgufWriter w = new dev.lathe.io.gguf.GgufWriter();
+            g.metadata().forEach(w::set);
+            for (String n : g.tensorInfos().keySet()) {
+                Tensor t = g.tensor(n);
+                if (n.equals("blk.1.ffn_up.weight")) {
+                    w.addTensor(n, t.type(), t.shape(), out -> {
+                        float[] v = dev.lathe.tensor.TensorOps.toFloats(t);
+                        v[1234] = Float.NaN;
+                        for (float x : v) out.f32(x);
+                    });
+                } else {
+                    w.addTensor(t);
+                }
+            }
+            w.write(bad);
+        }
+        Path out = tmp.resolve("out.gguf");
+        MainTest.Run r = MainTest.lathe("quantize", bad, "--type", "Q4_0", "-o", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("blk.1.ffn_up.weight").contains("NaN");
+        assertThat(out).doesNotExist();
+    }
 }
