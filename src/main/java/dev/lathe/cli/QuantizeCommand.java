@@ -2,7 +2,6 @@ package dev.lathe.cli;
 
 import dev.lathe.LatheException;
 import dev.lathe.compress.Gptq;
-import dev.lathe.compress.QuantPlan;
 import dev.lathe.compress.QuantizeJob;
 import dev.lathe.model.Parallel;
 import picocli.CommandLine.Command;
@@ -108,9 +107,5 @@ final class QuantizeCommand implements Callable<Integer> {
                     s.output(), s.format(), s.plan(), s.bytes(), s.bitsPerWeight(), s.types(), s.seconds());
         }
         return 0;
-    }
-
-    static List<String> types() {
-        return QuantPlan.llamaCppTypes();
     }
 }

@@ -13,7 +13,9 @@ import java.util.Map;
  * byte-identical to llama-quantize), importance-weighted round-to-nearest ({@link Method#IMATRIX}: the
  * codec's scale search weighted by mean x² per column, from an imatrix file or from the calibration
  * activations), or {@link Method#GPTQ} with the block's Hessians. The token embedding is always
- * round-to-nearest; the output head uses the method with the final-norm activations.
+ * round-to-nearest. The output head: importance from the final-norm activations with IMATRIX (or the
+ * file's entry, if it has one); with GPTQ round-to-nearest unless {@link #withGptqHead} (its cost is
+ * vocab × dim², prohibitive for large vocabularies; llm-compressor leaves lm_head alone too).
  */
 public final class QuantizeModifier implements Modifier {
     public enum Method { RTN, IMATRIX, GPTQ }
@@ -22,6 +24,7 @@ public final class QuantizeModifier implements Modifier {
     private final Gptq.Options gptq;
     private final Imatrix imatrix;
     private final String imatrixName;
+    private boolean gptqHead;
 
     /** @param imatrix an importance matrix file for {@link Method#IMATRIX} (null: use the calibration data) */
     public QuantizeModifier(Method method, Gptq.Options gptq, Imatrix imatrix, String imatrixName) {
@@ -29,6 +32,12 @@ public final class QuantizeModifier implements Modifier {
         this.gptq = gptq == null ? Gptq.Options.DEFAULT : gptq;
         this.imatrix = imatrix;
         this.imatrixName = imatrixName;
+    }
+
+    /** Also runs GPTQ on the output head (with the final-norm activations' Hessian). */
+    public QuantizeModifier withGptqHead() {
+        this.gptqHead = true;
+        return this;
     }
 
     public static QuantizeModifier rtn() {
@@ -109,7 +118,7 @@ public final class QuantizeModifier implements Modifier {
                 }
             }
             Grid grid = Grid.of(f, name, rows, cols, imp);
-            if (head && method == Method.GPTQ) {
+            if (head && method == Method.GPTQ && gptqHead) {
                 Gptq.quantize(name, w, rows, cols, mc.outputStatsWithHessian().get().hessian, gptq, grid, dev.lathe.model.Parallel.common());
             } else {
                 grid.roundToNearest(w, dev.lathe.model.Parallel.common());

@@ -37,6 +37,15 @@ class QuantizeCommandTest {
             }
             assertThat(mine.getLong("general.file_type", -1)).isEqualTo(15);
         }
+        // from the Hugging Face checkpoint: q/k rows are permuted to GGUF's layout, the data is the same
+        Path fromHf = tmp.resolve("q4km-hf.gguf");
+        r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/hf"), "--type", "Q4_K_M", "-o", fromHf, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        try (GgufFile mine = GgufFile.open(fromHf); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q4_K_M.gguf"))) {
+            for (String n : ref.tensorInfos().keySet()) {
+                assertThat(mine.tensor(n).data().mismatch(ref.tensor(n).data())).as("from HF: " + n).isEqualTo(-1L);
+            }
+        }
     }
 
     @Test
@@ -172,5 +181,39 @@ class QuantizeCommandTest {
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("blk.1.ffn_up.weight").contains("NaN");
         assertThat(out).doesNotExist();
+    }
+
+    @Test
+    void rtnPureTypesAreByteIdenticalToLlamaQuantize() {
+        String[][] cases = {{"Q8_0", "Q8_0"}, {"Q4_0", "Q4_0"}, {"Q4_1", "Q4_1"}, {"Q5_0", "Q5_0"}, {"Q5_1", "Q5_1"}, {"Q2_K", "Q2_K"},
+                {"Q3_K_S", "Q3_K_S"}, {"Q5_K_S", "Q5_K_S"}, {"Q6_K", "Q6_K"}, {"IQ4_NL", "IQ4_NL"}};
+        for (String[] c : cases) {
+            Path out = tmp.resolve(c[0] + ".gguf");
+            MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--type", c[0], "--pure", "-o", out, "--json");
+            assertThat(r.code()).as(r.err()).isZero();
+            try (GgufFile mine = GgufFile.open(out); GgufFile ref = GgufFile.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-" + c[1] + ".gguf"))) {
+                for (String n : ref.tensorInfos().keySet()) {
+                    Tensor a = ref.tensor(n), b = mine.tensor(n);
+                    assertThat(b.type()).as(c[0] + " " + n).isEqualTo(a.type());
+                    assertThat(b.data().mismatch(a.data())).as(c[0] + " " + n).isEqualTo(-1L);
+                }
+                assertThat(mine.getLong("general.file_type", -1)).isEqualTo(ref.getLong("general.file_type", -2));
+            }
+        }
+    }
+
+    @Test
+    void calibratedImatrixAndAwqOnGgufTypesRun() {
+        Path calib = Fixtures.data("text/train/austen-emma.txt");
+        for (String method : new String[]{"imatrix", "awq"}) {
+            Path out = tmp.resolve(method + ".gguf");
+            MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", method,
+                    "--type", "Q3_K_M", "--calib", calib, "--samples", 4, "--seq-len", 64, "--awq-grid", 4, "-o", out, "--json");
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(r.json().get("calibration_tokens").asInt()).isEqualTo(256);
+            MainTest.Run e = MainTest.lathe("eval", out, "--text", Fixtures.fixture("text/moby-16k.txt"), "--ctx", 128, "--chunks", 10, "--json");
+            assertThat(e.code()).as(e.err()).isZero();
+            assertThat(e.json().get("ppl").asDouble()).isBetween(200.0, 320.0);
+        }
     }
 }
