@@ -30,28 +30,24 @@ public final class Gptq {
     }
 
     /**
-     * Quantizes {@code w} ({@code [rows, cols]}, not modified) with Hessian {@code h} ({@code cols × cols},
-     * not modified) into {@code grid}; returns the decoded quantized weights.
+     * The part of GPTQ that depends only on the Hessian (shared by projections reading the same input):
+     * the column order, dead columns (zero diagonal), and U with damped H⁻¹ = UᵀU in that order.
      */
-    public static float[] quantize(String name, float[] w, int rows, int cols, double[] h, Options o, Grid grid, Parallel pool) {
+    public record Factor(int cols, int[] perm, boolean[] dead, double[] u, boolean actOrder) {}
+
+    public static Factor factor(String name, double[] h, int cols, Options o) {
         if (h.length != (long) cols * cols) throw new IllegalArgumentException(name + ": Hessian size");
-        int gs = grid.groupSize();
-        boolean act = o.actOrder();
-        if (act && grid instanceof Grid.Codec) {
-            throw new LatheException(name + ": act-order needs a per-column grid (integer formats); GGUF block types quantize contiguous blocks");
-        }
         double[] hh = h.clone();
-        float[] wq = w.clone();
-        // dead inputs: no signal, weight irrelevant
+        boolean[] dead = new boolean[cols];
         for (int i = 0; i < cols; i++) {
             if (hh[i * cols + i] == 0) {
                 hh[i * cols + i] = 1;
-                for (int r = 0; r < rows; r++) wq[r * cols + i] = 0;
+                dead[i] = true;
             }
         }
         int[] perm = new int[cols];
         for (int i = 0; i < cols; i++) perm[i] = i;
-        if (act) {
+        if (o.actOrder()) {
             Integer[] idx = new Integer[cols];
             for (int i = 0; i < cols; i++) idx[i] = i;
             final double[] hd = hh;
@@ -61,7 +57,31 @@ public final class Gptq {
             for (int i = 0; i < cols; i++) for (int j = 0; j < cols; j++) p[i * cols + j] = hh[perm[i] * cols + perm[j]];
             hh = p;
         }
-        double[] u = upperCholeskyOfInverse(name, hh, cols, o.dampPercent());
+        return new Factor(cols, perm, dead, upperCholeskyOfInverse(name, hh, cols, o.dampPercent()), o.actOrder());
+    }
+
+    /**
+     * Quantizes {@code w} ({@code [rows, cols]}, not modified) with Hessian {@code h} ({@code cols × cols},
+     * not modified) into {@code grid}; returns the decoded quantized weights.
+     */
+    public static float[] quantize(String name, float[] w, int rows, int cols, double[] h, Options o, Grid grid, Parallel pool) {
+        return quantize(name, w, rows, cols, factor(name, h, cols, o), o, grid, pool);
+    }
+
+    /** As above with a precomputed {@link #factor}. */
+    public static float[] quantize(String name, float[] w, int rows, int cols, Factor f, Options o, Grid grid, Parallel pool) {
+        if (f.cols() != cols || f.actOrder() != o.actOrder()) throw new IllegalArgumentException(name + ": factor does not match");
+        int gs = grid.groupSize();
+        boolean act = o.actOrder();
+        if (act && grid instanceof Grid.Codec) {
+            throw new LatheException(name + ": act-order needs a per-column grid (integer formats); GGUF block types quantize contiguous blocks");
+        }
+        float[] wq = w.clone();
+        for (int i = 0; i < cols; i++) {
+            if (f.dead()[i]) for (int r = 0; r < rows; r++) wq[r * cols + i] = 0;
+        }
+        int[] perm = f.perm();
+        double[] u = f.u();
         int bs = o.blockSize();
         if (!act && gs < cols && gs % bs != 0 && bs % gs != 0) bs = gs;
         final int lazy = bs;
@@ -164,14 +184,18 @@ public final class Gptq {
                 li[i * n + j] = -s / l[i * n + i];
             }
         }
-        // inv = Linvᵀ Linv
+        // inv = Linvᵀ Linv, from the transpose so that both operands are read along rows
+        double[] t = new double[n * n];
+        for (int i = 0; i < n; i++) for (int k = 0; k <= i; k++) t[k * n + i] = li[i * n + k];
         double[] inv = new double[n * n];
         for (int i = 0; i < n; i++) {
+            int io = i * n;
             for (int j = i; j < n; j++) {
+                int jo = j * n;
                 double s = 0;
-                for (int k = j; k < n; k++) s += li[k * n + i] * li[k * n + j];
-                inv[i * n + j] = s;
-                inv[j * n + i] = s;
+                for (int k = j; k < n; k++) s += t[io + k] * t[jo + k];
+                inv[io + j] = s;
+                inv[jo + i] = s;
             }
         }
         return inv;

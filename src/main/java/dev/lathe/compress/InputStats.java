@@ -41,9 +41,8 @@ public final class InputStats {
             for (int i = from; i < to; i++) {
                 int io = i * rows;
                 for (int j = i; j < n; j++) {
-                    int jo = j * rows;
-                    double s = 0;
-                    for (int r = 0; r < rows; r++) s += xt[io + r] * xt[jo + r];
+                    // one matmul call's dot in float (vectorized), summed over calls in double
+                    double s = dev.lathe.tensor.VectorKernels.dotF32(xt, io, xt, j * rows, rows);
                     hessian[i * n + j] += s;
                     if (j != i) hessian[j * n + i] += s;
                 }

@@ -67,6 +67,7 @@ public final class QuantizeModifier implements Modifier {
     public void applyToBlock(BlockContext ctx) {
         BlockWeights bw = ctx.weights();
         Map<Proj.Input, InputStats> stats = needsCalibration() ? ctx.stats(method == Method.GPTQ) : null;
+        Map<Proj.Input, Gptq.Factor> factors = new java.util.EnumMap<>(Proj.Input.class);
         for (Proj p : Proj.values()) {
             String name = p.tensorName(bw.layer());
             WeightFormat f = ctx.plan().format(name);
@@ -76,7 +77,8 @@ public final class QuantizeModifier implements Modifier {
             Grid grid = Grid.of(f, name, rows, cols, imp);
             float[] q;
             if (method == Method.GPTQ) {
-                q = Gptq.quantize(name, bw.weight(p), rows, cols, stats.get(p.input).hessian, gptq, grid, ctx.pool());
+                Gptq.Factor fac = factors.computeIfAbsent(p.input, in -> Gptq.factor(name, stats.get(in).hessian, cols, gptq));
+                q = Gptq.quantize(name, bw.weight(p), rows, cols, fac, gptq, grid, ctx.pool());
             } else {
                 q = grid.roundToNearest(bw.weight(p), ctx.pool());
             }

@@ -53,16 +53,16 @@ class QuantizeCommandTest {
         Path out = tmp.resolve("gptq.gguf");
         Path text = Fixtures.fixture("text/moby-16k.txt");
         MainTest.Run r = MainTest.lathe("quantize", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--method", "gptq",
-                "--type", "Q4_K_S", "--pure", "--calib", Fixtures.data("text/train/austen-prideprejudice.txt"), "--samples", 16, "--seq-len", 128,
+                "--type", "Q4_K_S", "--pure", "--calib", Fixtures.data("text/train/austen-prideprejudice.txt"), "--samples", 8, "--seq-len", 128,
                 "-o", out, "--json");
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.json().get("calibration_samples").asInt()).isEqualTo(16);
-        MainTest.Run e = MainTest.lathe("eval", out, "--text", text, "--ctx", 128, "--chunks", 40, "--json");
+        assertThat(r.json().get("calibration_samples").asInt()).isEqualTo(8);
+        MainTest.Run e = MainTest.lathe("eval", out, "--text", text, "--ctx", 128, "--chunks", 20, "--json");
         assertThat(e.code()).as(e.err()).isZero();
         MainTest.Run f = MainTest.lathe("eval", Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q4_K_S.gguf"), "--text", text, "--ctx", 128,
-                "--chunks", 40, "--json");
+                "--chunks", 20, "--json");
         double mine = e.json().get("ppl").asDouble(), ref = f.json().get("ppl").asDouble();
-        System.out.printf("PPL (40 chunks): GPTQ Q4_K %.4f, llama.cpp Q4_K_S %.4f%n", mine, ref);
+        System.out.printf("PPL (20 chunks): GPTQ Q4_K %.4f, llama.cpp Q4_K_S %.4f%n", mine, ref);
         assertThat(mine).isFinite();
         assertThat(Math.abs(mine / ref - 1)).isLessThan(0.05);
     }
