@@ -10,8 +10,8 @@ import java.io.PrintWriter;
 @Command(name = "lathe", mixinStandardHelpOptions = true, version = "lathe 0.1.0",
         description = "Make LLaMA-family language models small and fast: load, compress, evaluate, save.",
         subcommands = {InspectCommand.class, GenerateCommand.class, EvalCommand.class, ConvertCommand.class,
-                BenchCommand.class, SynthCommand.class, TrainTokenizerCommand.class,
-                TrainCommand.class, CommandLine.HelpCommand.class})
+                BenchCommand.class, SynthCommand.class, TrainTokenizerCommand.class, TrainCommand.class,
+                QuantizeCommand.class, ImatrixCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @Override

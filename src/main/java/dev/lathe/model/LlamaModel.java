@@ -83,7 +83,8 @@ public final class LlamaModel {
     }
 
     public static LlamaModel load(WeightSource source, Parallel pool) {
-        return load(source, pool, Linears::of);
+        // the source decides (it may store a layer format that has no tensor type, e.g. packed integers)
+        return load(source, pool, (t, p) -> source.linear(t.name(), p));
     }
 
     /** Makes the {@link Linear} for a stored weight matrix; lets other packages plug in their own layers. */
@@ -179,6 +180,15 @@ public final class LlamaModel {
         }
         for (float f : v) if (!Float.isFinite(f)) throw new LatheException(s.path(), "tensor " + name + " contains NaN or Inf");
         return v;
+    }
+
+    /**
+     * RoPE inverse frequencies per rotated pair of {@code source}'s model (theta, Llama 3 scaling, GGUF
+     * {@code rope_freqs.weight}), exactly as the engine uses them; for tools that re-run a decoder block
+     * outside the engine (calibration in dev.lathe.compress).
+     */
+    public static double[] ropeInverseFrequencies(WeightSource source) {
+        return ropeFrequencies(source, source.config());
     }
 
     /** Inverse frequencies per rotated pair, with Llama 3 scaling or a GGUF {@code rope_freqs.weight}. */

@@ -25,6 +25,15 @@ public interface WeightSource extends AutoCloseable {
     /** The tensor under its canonical name; throws {@link dev.lathe.LatheException} naming the file if missing. */
     Tensor tensor(String canonicalName);
 
+    /**
+     * The engine's linear layer for a 2-D weight: by default {@link Linears#of} over {@link #tensor}; a source
+     * storing a format with no {@link dev.lathe.tensor.GgmlType} (compressed-tensors' packed integers) returns
+     * its own implementation, while {@link #tensor} still gives the decoded weights.
+     */
+    default Linear linear(String canonicalName, Parallel pool) {
+        return Linears.of(tensor(canonicalName), pool);
+    }
+
     /** The GGUF file behind this source, if it is one (tokenizer metadata lives there). */
     default Optional<GgufFile> gguf() {
         return Optional.empty();

@@ -36,9 +36,11 @@ public final class HfWeightSource implements WeightSource {
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile> byCanonical;
     private final Map<String, String> hfName;
+    private final PackedWeights packed;
 
     private HfWeightSource(Path path, Path folder, ModelConfig config, List<SafetensorsFile> files,
-                           Map<String, SafetensorsFile> byCanonical, Map<String, String> hfName) {
+                           Map<String, SafetensorsFile> byCanonical, Map<String, String> hfName, PackedWeights packed) {
+        this.packed = packed;
         this.path = path;
         this.folder = folder;
         this.config = config;
@@ -86,8 +88,13 @@ public final class HfWeightSource implements WeightSource {
                     hfName.put(c, n);
                 }
             }
+            PackedWeights packed = PackedWeights.scan(configPath, cfg, files);
+            for (Map.Entry<String, PackedWeights.Entry> e : packed.entries.entrySet()) {
+                if (byCanonical.put(e.getKey(), e.getValue().file()) != null) throw new LatheException(e.getValue().file().path(), "tensor '" + e.getKey() + "' is stored both packed and unpacked");
+                hfName.put(e.getKey(), e.getValue().hfBase() + ".weight_packed");
+            }
             ModelConfig config = readConfig(configPath, cfg, byCanonical, files.get(0));
-            return new HfWeightSource(path, folder, config, List.copyOf(files), Collections.unmodifiableMap(byCanonical), hfName);
+            return new HfWeightSource(path, folder, config, List.copyOf(files), Collections.unmodifiableMap(byCanonical), hfName, packed);
         } catch (RuntimeException e) {
             files.forEach(SafetensorsFile::close);
             throw e;
@@ -166,8 +173,16 @@ public final class HfWeightSource implements WeightSource {
             String hf = TensorNames.ggufToHf(canonicalName);
             throw new LatheException(path, "missing tensor '" + (hf != null ? hf : canonicalName) + "'");
         }
+        if (packed.has(canonicalName)) return packed.tensor(canonicalName);
         Tensor t = f.tensor(hfName.get(canonicalName));
         return new Tensor(canonicalName, t.type(), t.shape(), t.data());
+    }
+
+    /** compressed-tensors packed integer weights run as {@link dev.lathe.model.PackedIntLinear}; others as stored. */
+    @Override
+    public dev.lathe.model.Linear linear(String canonicalName, dev.lathe.model.Parallel pool) {
+        if (packed.has(canonicalName)) return packed.linear(canonicalName, pool);
+        return WeightSource.super.linear(canonicalName, pool);
     }
 
     /** The HF name of a canonical tensor name in this checkpoint. */

@@ -1,0 +1,111 @@
+package dev.lathe.cli;
+
+import dev.lathe.LatheException;
+import dev.lathe.compress.Gptq;
+import dev.lathe.compress.QuantizeJob;
+import dev.lathe.model.Parallel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "quantize", mixinStandardHelpOptions = true,
+        description = {"Quantize a model's weights: round-to-nearest, importance-weighted (imatrix), GPTQ, AWQ.",
+                "--type: a llama.cpp type or mix (Q4_K_M, Q3_K_M, Q5_K_M, Q2_K, Q4_0, Q8_0, ..., chosen per tensor as",
+                "llama-quantize does; --pure for one type everywhere) written as GGUF, or intB[-gG][-asym] (int4-g128,",
+                "int8 = per channel) written as a compressed-tensors safetensors folder."})
+final class QuantizeCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", description = "model: GGUF file, Hugging Face folder or llama2.c .bin")
+    Path model;
+
+    @Option(names = {"-o", "--output"}, required = true, description = "output .gguf file (or folder for int formats)")
+    Path out;
+
+    @Option(names = "--method", defaultValue = "rtn", description = "rtn, imatrix, gptq, awq, awq+gptq (default ${DEFAULT-VALUE})")
+    String method;
+
+    @Option(names = "--type", required = true, description = "Q4_K_M, Q3_K_M, Q4_0, Q8_0, Q6_K, ..., int4-g128, int8")
+    String type;
+
+    @Option(names = "--pure", description = "no per-tensor mix: every weight gets the base type")
+    boolean pure;
+
+    @Option(names = "--calib", split = ",", description = "calibration text files or folders (comma separated)")
+    List<Path> calib;
+
+    @Option(names = "--samples", defaultValue = "128", description = "calibration samples (default ${DEFAULT-VALUE})")
+    int samples;
+
+    @Option(names = "--seq-len", defaultValue = "512", description = "tokens per calibration sample (default ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(names = "--seed", defaultValue = "1234", description = "seed for drawing calibration windows (default ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--imatrix", description = "llama.cpp imatrix.dat for --method imatrix (else computed from --calib)")
+    Path imatrix;
+
+    @Option(names = "--damp", defaultValue = "0.01", description = "GPTQ damping, fraction of the mean Hessian diagonal (default ${DEFAULT-VALUE})")
+    double damp;
+
+    @Option(names = "--block-size", defaultValue = "128", description = "GPTQ lazy-update block (default ${DEFAULT-VALUE})")
+    int blockSize;
+
+    @Option(names = "--act-order", description = "GPTQ: quantize columns by decreasing activation energy (int formats)")
+    boolean actOrder;
+
+    @Option(names = "--awq-grid", defaultValue = "20", description = "AWQ: number of alpha values tried in [0,1) (default ${DEFAULT-VALUE})")
+    int awqGrid;
+
+    @Option(names = {"-t", "--threads"}, defaultValue = "0", description = "threads (default: all cores)")
+    int threads;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        java.io.PrintWriter stdout = spec.commandLine().getOut();
+        if (threads > 0) Parallel.setCommonThreads(threads);
+        QuantizeJob.Method m = QuantizeJob.Method.parse(method);
+        if (samples < 1) throw new LatheException("--samples must be >= 1");
+        if (seqLen < 2) throw new LatheException("--seq-len must be >= 2");
+        QuantizeJob.Options o = new QuantizeJob.Options(m, type, pure, calib, samples, seqLen, seed, imatrix,
+                new Gptq.Options(damp, blockSize, actOrder), awqGrid);
+        QuantizeJob.Summary s;
+        try (CliProgress bar = new CliProgress("quantize " + method, json)) {
+            s = QuantizeJob.run(model, out, o, (stage, done, total, eta) -> bar.update(done, total, stage));
+        }
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("model", model.toString());
+        j.put("output", s.output().toString());
+        j.put("format", s.format());
+        j.put("method", m.name().toLowerCase(Locale.ROOT).replace('_', '+'));
+        j.put("type", s.plan());
+        j.put("bytes", s.bytes());
+        j.put("bpw", s.bitsPerWeight());
+        j.put("quantized_weights", s.quantizedWeights());
+        j.put("tensor_types", s.types());
+        j.put("calibration_samples", s.calibrationSamples());
+        j.put("calibration_tokens", s.calibrationTokens());
+        j.put("notes", s.notes());
+        j.put("seconds", s.seconds());
+        if (json) {
+            stdout.println(Json.of(j));
+        } else {
+            for (String n : s.notes()) stdout.println("note: " + n);
+            stdout.printf(Locale.ROOT, "wrote %s (%s, %s, %,d bytes, %.3f bits per quantized weight, tensors %s) in %.1f s%n",
+                    s.output(), s.format(), s.plan(), s.bytes(), s.bitsPerWeight(), s.types(), s.seconds());
+        }
+        return 0;
+    }
+}
