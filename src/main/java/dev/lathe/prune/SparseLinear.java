@@ -1,0 +1,106 @@
+package dev.lathe.prune;
+
+import dev.lathe.model.Linear;
+import dev.lathe.model.Parallel;
+
+/**
+ * A {@link Linear} over a {@link SparseMatrix}. Decode (n = 1): output rows split over the pool, each row a
+ * masked-expand dot product that reads only the kept values and the bitmask (or N:M indices). Prefill (n > 1):
+ * each thread expands a panel of {@value #PANEL} rows into a dense L1/L2-resident buffer once and multiplies it
+ * with all input rows, four weight rows per FMA pass.
+ */
+public final class SparseLinear implements Linear {
+    static final int PANEL = 16;
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private static final class Scratch {
+        long[] mask = new long[0];
+        float[] panel = new float[0];
+        float[] y4 = new float[4];
+    }
+
+    private final SparseMatrix w;
+    private final Parallel pool;
+    private final String name;
+
+    public SparseLinear(SparseMatrix w, Parallel pool) {
+        this(w, pool, "sparse");
+    }
+
+    public SparseLinear(SparseMatrix w, Parallel pool, String name) {
+        this.w = w;
+        this.pool = pool;
+        this.name = name;
+    }
+
+    public SparseMatrix matrix() {
+        return w;
+    }
+
+    @Override
+    public int inFeatures() {
+        return w.cols;
+    }
+
+    @Override
+    public int outFeatures() {
+        return w.rows;
+    }
+
+    @Override
+    public long storageBytes() {
+        return w.storageBytes();
+    }
+
+    @Override
+    public String typeName() {
+        return w.describe();
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        if (n <= 0) return;
+        int in = w.cols, out = w.rows;
+        if (x.length < (long) n * in || y.length < (long) n * out) {
+            throw new IllegalArgumentException(name + ": buffers too small for " + n + " rows");
+        }
+        if (n == 1) {
+            int minChunk = Math.max(1, 32768 / Math.max(1, in));
+            pool.forRange(out, minChunk, (worker, from, to) -> {
+                long[] mk = scratch(in).mask;
+                for (int r = from; r < to; r++) y[r] = w.rowDot(r, x, 0, mk);
+            });
+            return;
+        }
+        int panels = (out + PANEL - 1) / PANEL;
+        pool.forRange(panels, 1, (worker, from, to) -> {
+            Scratch s = scratch(in);
+            float[] buf = s.panel;
+            float[] y4 = s.y4;
+            for (int pnl = from; pnl < to; pnl++) {
+                int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
+                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, s.mask, buf, k * in);
+                int full = nr - nr % 4;
+                for (int i = 0; i < n; i++) {
+                    int yo = i * out + r0;
+                    for (int k = 0; k < full; k += 4) {
+                        SparseKernels.dense4Offset(buf, k * in, in, x, i * in, y4);
+                        y[yo + k] = y4[0];
+                        y[yo + k + 1] = y4[1];
+                        y[yo + k + 2] = y4[2];
+                        y[yo + k + 3] = y4[3];
+                    }
+                    for (int k = full; k < nr; k++) y[yo + k] = SparseKernels.dense1(buf, k * in, in, x, i * in);
+                }
+            }
+        });
+    }
+
+    private static Scratch scratch(int in) {
+        Scratch s = SCRATCH.get();
+        int words = (in + 63) >>> 6;
+        if (s.mask.length < words) s.mask = new long[words];
+        if (s.panel.length < PANEL * in) s.panel = new float[PANEL * in];
+        return s;
+    }
+}
