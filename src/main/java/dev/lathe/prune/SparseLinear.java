@@ -5,7 +5,7 @@ import dev.lathe.model.Parallel;
 
 /**
  * A {@link Linear} over a {@link SparseMatrix}. Decode (n = 1): output rows split over the pool, each row a
- * masked-expand dot product that reads only the kept values and the bitmask (or N:M indices). Prefill (n > 1):
+ * masked-expand dot product that reads only the kept values and the bitmask. Prefill (n > 1):
  * each thread expands a panel of {@value #PANEL} rows into a dense L1/L2-resident buffer once and multiplies it
  * with all input rows, four weight rows per FMA pass.
  */
@@ -14,9 +14,9 @@ public final class SparseLinear implements Linear {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private static final class Scratch {
-        long[] mask = new long[0];
         float[] panel = new float[0];
         float[] y4 = new float[4];
+        float[] values = new float[0];
     }
 
     private final SparseMatrix w;
@@ -67,8 +67,8 @@ public final class SparseLinear implements Linear {
         if (n == 1) {
             int minChunk = Math.max(1, 32768 / Math.max(1, in));
             pool.forRange(out, minChunk, (worker, from, to) -> {
-                long[] mk = scratch(in).mask;
-                for (int r = from; r < to; r++) y[r] = w.rowDot(r, x, 0, mk);
+                Scratch s = scratch(in);
+                for (int r = from; r < to; r++) y[r] = w.rowDot(r, x, 0, s.values);
             });
             return;
         }
@@ -79,7 +79,7 @@ public final class SparseLinear implements Linear {
             float[] y4 = s.y4;
             for (int pnl = from; pnl < to; pnl++) {
                 int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
-                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, s.mask, buf, k * in);
+                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in);
                 int full = nr - nr % 4;
                 for (int i = 0; i < n; i++) {
                     int yo = i * out + r0;
@@ -98,9 +98,8 @@ public final class SparseLinear implements Linear {
 
     private static Scratch scratch(int in) {
         Scratch s = SCRATCH.get();
-        int words = (in + 63) >>> 6;
-        if (s.mask.length < words) s.mask = new long[words];
         if (s.panel.length < PANEL * in) s.panel = new float[PANEL * in];
+        if (s.values.length < in + SparseKernels.L) s.values = new float[in + SparseKernels.L];
         return s;
     }
 }
