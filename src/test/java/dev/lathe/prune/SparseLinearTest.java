@@ -88,8 +88,8 @@ class SparseLinearTest {
         float[] w = random(rows, cols, 5);
         long dense32 = 4L * rows * cols, dense16 = 2L * rows * cols;
         Pruner.prune(w, Pruner.magnitudeScores(w), rows, cols, Pattern.unstructured(0.5), Pruner.Scope.ROW);
-        assertTrue(SparseMatrix.encode(w, rows, cols, SparseMatrix.Layout.BITMASK, ValueType.F32, 0, 0).storageBytes() < dense32 * 0.6);
-        assertTrue(SparseMatrix.encode(w, rows, cols, SparseMatrix.Layout.BITMASK, ValueType.F16, 0, 0).storageBytes() < dense16 * 0.6);
+        assertTrue(SparseMatrix.encode(w, rows, cols, ValueType.F32).storageBytes() < dense32 * 0.6);
+        assertTrue(SparseMatrix.encode(w, rows, cols, ValueType.F16).storageBytes() < dense16 * 0.6);
         float[] w24 = random(rows, cols, 6);
         Pruner.prune(w24, Pruner.magnitudeScores(w24), rows, cols, Pattern.nm(2, 4), Pruner.Scope.ROW);
         SparseMatrix nm = SparseMatrix.encode(w24, rows, cols, ValueType.F16);
