@@ -12,7 +12,7 @@ public record Pattern(double sparsity, int n, int m) {
             if (!(sparsity >= 0 && sparsity < 1)) throw new LatheException("sparsity must be in [0, 1), got " + sparsity);
         } else {
             if (n < 1 || m < 2 || n >= m) throw new LatheException("N:M pattern needs 1 <= N < M, got " + n + ":" + m);
-            if (m > 64 || Integer.bitCount(m) != 1) throw new LatheException("N:M pattern needs M a power of two up to 64, got " + n + ":" + m);
+            if (m > 4096) throw new LatheException("N:M pattern needs M up to 4096, got " + n + ":" + m);
             sparsity = 1.0 - (double) n / m;
         }
     }
@@ -38,11 +38,6 @@ public record Pattern(double sparsity, int n, int m) {
 
     public boolean isNm() {
         return m != 0;
-    }
-
-    /** Index bits per kept value of an N:M pattern: log2(M). */
-    public int indexBits() {
-        return Integer.numberOfTrailingZeros(m);
     }
 
     @Override
