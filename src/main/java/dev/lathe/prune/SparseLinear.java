@@ -1,6 +1,10 @@
 package dev.lathe.prune;
 
 import dev.lathe.model.Linear;
+import dev.lathe.model.Linears;
+import dev.lathe.model.LlamaModel;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.TensorOps;
 import dev.lathe.model.Parallel;
 
 /**
@@ -31,6 +35,24 @@ public final class SparseLinear implements Linear {
         this.w = w;
         this.pool = pool;
         this.name = name;
+    }
+
+    /**
+     * A factory that stores a weight sparsely (values as {@code vt}) when at least {@code minSparsity} of it is
+     * exactly zero, and as the usual dense or quantized layer otherwise; lets a dense-saved pruned model (GGUF
+     * or HF) run on the sparse kernels: {@code LlamaModel.load(src, pool, SparseLinear.factory(0.5, F16))}.
+     */
+    public static LlamaModel.LinearFactory factory(double minSparsity, ValueType vt) {
+        return (t, pool) -> {
+            GgmlType type = t.type();
+            if ((type == GgmlType.F32 || type == GgmlType.F16 || type == GgmlType.BF16) && t.dims() == 2 && t.numElements() < Integer.MAX_VALUE - 64) {
+                float[] w = TensorOps.toFloats(t);
+                if (Pruner.sparsity(w) >= minSparsity && (vt != ValueType.Q8 || t.cols() % SparseKernels.Q8_GROUP == 0)) {
+                    return new SparseLinear(SparseMatrix.encode(w, (int) t.rows(), (int) t.cols(), vt), pool, t.name());
+                }
+            }
+            return Linears.of(t, pool);
+        };
     }
 
     public SparseMatrix matrix() {

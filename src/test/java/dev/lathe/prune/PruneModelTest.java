@@ -111,7 +111,18 @@ class PruneModelTest {
             Path gguf = dir.resolve("p.gguf");
             Converter.toGguf(r.source(), gguf, GgmlType.F32, Progress.NONE);
             try (WeightSource g = ModelLoader.open(gguf)) {
-                assertClose(logits(LlamaModel.load(r.source(), POOL)), logits(LlamaModel.load(g, POOL)), 1e-4f);
+                float[] want = logits(LlamaModel.load(r.source(), POOL));
+                assertClose(want, logits(LlamaModel.load(g, POOL)), 1e-4f);
+                // the dense-saved pruned file runs on sparse layers when loaded through the sparse factory
+                LlamaModel f32 = LlamaModel.load(g, POOL, SparseLinear.factory(0.45, ValueType.F32));
+                assertTrue(f32.layer(1).down() instanceof SparseLinear);
+                assertFalse(f32.output() instanceof SparseLinear, "the dense head stays dense");
+                assertClose(want, logits(f32), 1e-4f);
+                LlamaModel q8 = LlamaModel.load(g, POOL, SparseLinear.factory(0.45, ValueType.Q8));
+                float[] got = logits(q8);
+                double maxDiff = 0;
+                for (int i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+                assertTrue(maxDiff < 0.05 && maxDiff > 0, "Q8 values: close, not identical: " + maxDiff);
             }
         }
     }
