@@ -70,11 +70,7 @@ final class SparseKernels {
      * vectorizes to vcvtph2ps / shifts), then the F32 kernel runs on them.
      */
     static float dotHalfWiden(long[] mask, int mOff, short[] v, boolean bf16, int p, int count, float[] buf, float[] x, int xOff, int cols) {
-        if (bf16) {
-            for (int i = 0; i < count; i++) buf[i] = Float.intBitsToFloat((v[p + i] & 0xffff) << 16);
-        } else {
-            for (int i = 0; i < count; i++) buf[i] = Float.float16ToFloat(v[p + i]);
-        }
+        widen(v, bf16, p, count, buf);
         return dotF32(mask, mOff, buf, 0, x, xOff, cols);
     }
 
@@ -115,6 +111,42 @@ final class SparseKernels {
             if ((mask[mOff + (c >>> 6)] >>> (c & 63) & 1) != 0) s += Float.float16ToFloat(scales[sOff + c / Q8_GROUP]) * v[p++] * x[xOff + c];
         }
         return s;
+    }
+
+    /** Expands packed F32 values into a dense row {@code dst[off..off+cols)} (zeros where the mask is clear). */
+    static void expandF32(long[] mask, int mOff, float[] v, int p, float[] dst, int off, int cols) {
+        int full = cols - cols % L, c = 0;
+        for (; c < full; c += L) {
+            long m = (mask[mOff + (c >>> 6)] >>> (c & 63)) & CHUNK_MASK;
+            FloatVector.fromArray(F, v, p).expand(VectorMask.fromLong(F, m)).intoArray(dst, off + c);
+            p += Long.bitCount(m);
+        }
+        for (; c < cols; c++) dst[off + c] = (mask[mOff + (c >>> 6)] >>> (c & 63) & 1) != 0 ? v[p++] : 0f;
+    }
+
+    /** Q8: expands int8 values times their group scale into a dense row. */
+    static void expandQ8(long[] mask, int mOff, byte[] v, short[] scales, int sOff, int p, float[] dst, int off, int cols) {
+        int c = 0;
+        if (L <= Q8_GROUP) {
+            int full = cols - cols % Q8_GROUP;
+            for (; c < full; c += L) {
+                long m = (mask[mOff + (c >>> 6)] >>> (c & 63)) & CHUNK_MASK;
+                float sc = Float.float16ToFloat(scales[sOff + c / Q8_GROUP]);
+                bytes(v, p).mul(sc).expand(VectorMask.fromLong(F, m)).intoArray(dst, off + c);
+                p += Long.bitCount(m);
+            }
+        }
+        for (; c < cols; c++) {
+            dst[off + c] = (mask[mOff + (c >>> 6)] >>> (c & 63) & 1) != 0 ? Float.float16ToFloat(scales[sOff + c / Q8_GROUP]) * v[p++] : 0f;
+        }
+    }
+
+    static void widen(short[] v, boolean bf16, int p, int count, float[] buf) {
+        if (bf16) {
+            for (int i = 0; i < count; i++) buf[i] = Float.intBitsToFloat((v[p + i] & 0xffff) << 16);
+        } else {
+            for (int i = 0; i < count; i++) buf[i] = Float.float16ToFloat(v[p + i]);
+        }
     }
 
     static float half(short h, boolean bf16) {

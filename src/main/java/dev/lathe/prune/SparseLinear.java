@@ -101,7 +101,7 @@ public final class SparseLinear implements Linear {
             float[] y4 = s.y4;
             for (int pnl = from; pnl < to; pnl++) {
                 int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
-                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in);
+                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in, s.values);
                 int full = nr - nr % 4;
                 for (int i = 0; i < n; i++) {
                     int yo = i * out + r0;

@@ -166,27 +166,26 @@ public final class SparseMatrix {
     /** The dense row-major matrix (dequantized for Q8). */
     public float[] toDense() {
         float[] out = new float[rows * cols];
-        for (int r = 0; r < rows; r++) decodeRow(r, out, r * cols);
+        float[] buf = new float[cols + SparseKernels.L];
+        for (int r = 0; r < rows; r++) decodeRow(r, out, r * cols, buf);
         return out;
     }
 
     /** Writes row r densely into {@code dst[off..off+cols)}. */
     void decodeRow(int r, float[] dst, int off) {
-        int mo = r * maskWords;
-        int p = rowStart[r];
-        int sOff = valueType == ValueType.Q8 ? r * (cols / SparseKernels.Q8_GROUP) : 0;
-        for (int c = 0; c < cols; c++) {
-            float v = 0;
-            if ((mask[mo + (c >>> 6)] >>> (c & 63) & 1) != 0) {
-                v = switch (valueType) {
-                    case F32 -> f[p];
-                    case F16 -> Float.float16ToFloat(h[p]);
-                    case BF16 -> SparseKernels.half(h[p], true);
-                    case Q8 -> Float.float16ToFloat(scales[sOff + c / SparseKernels.Q8_GROUP]) * q[p];
-                };
-                p++;
+        decodeRow(r, dst, off, new float[cols + SparseKernels.L]);
+    }
+
+    /** As {@link #decodeRow(int, float[], int)}; {@code valueBuf} holds cols + L floats (F16/BF16). */
+    void decodeRow(int r, float[] dst, int off, float[] valueBuf) {
+        int mo = r * maskWords, p = rowStart[r];
+        switch (valueType) {
+            case F32 -> SparseKernels.expandF32(mask, mo, f, p, dst, off, cols);
+            case F16, BF16 -> {
+                SparseKernels.widen(h, valueType == ValueType.BF16, p, rowStart[r + 1] - p, valueBuf);
+                SparseKernels.expandF32(mask, mo, valueBuf, 0, dst, off, cols);
             }
-            dst[off + c] = v;
+            case Q8 -> SparseKernels.expandQ8(mask, mo, q, scales, r * (cols / SparseKernels.Q8_GROUP), p, dst, off, cols);
         }
     }
 
