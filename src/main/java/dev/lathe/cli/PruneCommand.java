@@ -5,7 +5,7 @@ import dev.lathe.io.Converter;
 import dev.lathe.io.ModelLoader;
 import dev.lathe.io.safetensors.SafetensorsFile;
 import dev.lathe.model.WeightSource;
-import dev.lathe.prune.CompressedTensors;
+import dev.lathe.prune.SparseSafetensors;
 import dev.lathe.prune.ModelPruner;
 import dev.lathe.prune.Pattern;
 import dev.lathe.prune.SparseMatrix;
@@ -95,14 +95,14 @@ final class PruneCommand implements Callable<Integer> {
         if (p.isNm()) sc = ModelPruner.Scope.ROW;
         boolean gguf = out.toString().toLowerCase(Locale.ROOT).endsWith(".gguf");
         String fmtName = format != null ? format.toLowerCase(Locale.ROOT) : gguf ? "dense" : p.isNm() && p.n() == 2 && p.m() == 4 ? "nm" : "bitmask";
-        CompressedTensors.Format fmt = switch (fmtName) {
-            case "dense" -> CompressedTensors.Format.DENSE;
-            case "bitmask" -> CompressedTensors.Format.BITMASK;
-            case "nm" -> CompressedTensors.Format.NM;
+        SparseSafetensors.Format fmt = switch (fmtName) {
+            case "dense" -> SparseSafetensors.Format.DENSE;
+            case "bitmask" -> SparseSafetensors.Format.BITMASK;
+            case "nm" -> SparseSafetensors.Format.NM;
             default -> throw new LatheException("--format must be dense, bitmask or nm, not '" + format + "'");
         };
-        if (gguf && fmt != CompressedTensors.Format.DENSE) throw new LatheException("GGUF output is dense (llama.cpp has no sparse tensors); use --format dense or an HF folder");
-        if (fmt == CompressedTensors.Format.NM && !(p.isNm() && p.n() == 2 && p.m() == 4)) {
+        if (gguf && fmt != SparseSafetensors.Format.DENSE) throw new LatheException("GGUF output is dense (llama.cpp has no sparse tensors); use --format dense or an HF folder");
+        if (fmt == SparseSafetensors.Format.NM && !(p.isNm() && p.n() == 2 && p.m() == 4)) {
             throw new LatheException("--format nm writes compressed-tensors sparse-24-bitmask and needs --pattern 2:4 (other patterns: --format bitmask)");
         }
         if (m == ModelPruner.Method.WANDA && norms == null) throw new LatheException("--method wanda needs --norms (per-column input norms from a calibration run)");
@@ -110,7 +110,7 @@ final class PruneCommand implements Callable<Integer> {
         if (gguf) {
             if (Files.isDirectory(out)) throw new LatheException(out, "output is a folder, not a .gguf file");
         } else {
-            CompressedTensors.checkOutput(out);
+            SparseSafetensors.checkOutput(out);
         }
         GgmlType dt = null;
         if (dtype != null) {
@@ -140,7 +140,7 @@ final class PruneCommand implements Callable<Integer> {
                 Converter.toGguf(r.source(), out, dt, (stage, done, total) -> bar.update(done, total, stage));
                 written = ConvertCommand.size(out);
             } else {
-                written = CompressedTensors.write(r.source(), out, fmt, dt, structure, (stage, done, total) -> bar.update(done, total, stage));
+                written = SparseSafetensors.write(r.source(), out, fmt, dt, structure, (stage, done, total) -> bar.update(done, total, stage));
             }
             // bytes of the pruned matrices alone, dense in the output type vs as the engine holds them sparse
             long mDense = 0, mSparse = 0;

@@ -23,6 +23,19 @@ public final class Pruner {
         LAYER
     }
 
+    /**
+     * Wanda's column norms ‖x_j‖₂ from per-column sums of squared inputs (what a calibration pass such as
+     * {@code dev.lathe.compress.InputStats.sumSq} accumulates).
+     */
+    public static float[] columnNorms(double[] sumSquares) {
+        float[] n = new float[sumSquares.length];
+        for (int j = 0; j < n.length; j++) {
+            if (!(sumSquares[j] >= 0) || Double.isInfinite(sumSquares[j])) throw new LatheException("sum of squares of column " + j + " is " + sumSquares[j]);
+            n[j] = (float) Math.sqrt(sumSquares[j]);
+        }
+        return n;
+    }
+
     /** Magnitude scores |w|. */
     public static float[] magnitudeScores(float[] w) {
         float[] s = new float[w.length];

@@ -29,7 +29,7 @@ import java.util.Set;
 
 /**
  * Reads a Hugging Face folder in the compressed-tensors "sparse-bitmask" or "sparse-24-bitmask" layout (see
- * {@link CompressedTensors}). Dense tensors come from the folder as usual; a compressed matrix is offered twice:
+ * {@link SparseSafetensors}). Dense tensors come from the folder as usual; a compressed matrix is offered twice:
  * {@link #tensor} decodes it to a dense F32 tensor (so converters and any other reader see the right weights),
  * while {@link #linearFactory} builds a {@link SparseLinear} straight from the stored values and bitmask, so
  * the engine runs the sparse kernels: {@code LlamaModel.load(src, pool, src.linearFactory())}, or {@link #load}.
@@ -75,7 +75,7 @@ public final class SparseSource implements WeightSource {
     public static SparseSource open(Path folder) {
         String fmt = sparseFormat(folder);
         if (fmt == null) throw new LatheException(folder, "config.json declares no compressed-tensors sparsity format");
-        if (!fmt.equals(CompressedTensors.BITMASK) && !fmt.equals(CompressedTensors.SPARSE24)) {
+        if (!fmt.equals(SparseSafetensors.BITMASK) && !fmt.equals(SparseSafetensors.SPARSE24)) {
             throw new LatheException(folder, "unsupported compressed-tensors format '" + fmt + "' (sparse-bitmask and sparse-24-bitmask are)");
         }
         HfWeightSource base = HfWeightSource.open(folder);
@@ -147,7 +147,7 @@ public final class SparseSource implements WeightSource {
                 mask[r * words + (b >>> 3)] |= (long) v << ((b & 7) * 8);
                 count += Integer.bitCount(v);
             }
-            if (fmt.equals(CompressedTensors.SPARSE24) && count - rowStart[r] != cols / 2) {
+            if (fmt.equals(SparseSafetensors.SPARSE24) && count - rowStart[r] != cols / 2) {
                 throw new LatheException(p, "'" + prefix + ".bitmask' row " + r + " keeps " + (count - rowStart[r]) + " values, 2:4 needs " + cols / 2);
             }
         }
@@ -158,7 +158,7 @@ public final class SparseSource implements WeightSource {
             for (int r = 0; r < rows; r++) {
                 if (ro[r] != rowStart[r]) throw new LatheException(p, "'" + prefix + ".row_offsets' row " + r + " is " + ro[r] + " but the bitmask gives " + rowStart[r]);
             }
-        } else if (fmt.equals(CompressedTensors.BITMASK)) {
+        } else if (fmt.equals(SparseSafetensors.BITMASK)) {
             throw new LatheException(p, "missing tensor '" + prefix + ".row_offsets'");
         }
         Tensor vals = f.tensor(prefix + ".compressed");

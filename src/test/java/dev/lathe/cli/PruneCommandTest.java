@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lathe.Fixtures;
 import dev.lathe.io.safetensors.SafetensorsWriter;
-import dev.lathe.prune.CompressedTensors;
+import dev.lathe.prune.SparseSafetensors;
 import dev.lathe.prune.SparseSource;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -52,7 +52,7 @@ class PruneCommandTest {
         assertThat(j.get("format").asText()).isEqualTo("bitmask");
         assertThat(j.get("bytes_after").asLong()).isLessThan(j.get("bytes_before").asLong());
         assertThat(j.get("matrix_bytes_sparse").asLong()).isLessThan(j.get("matrix_bytes_dense").asLong());
-        assertThat(SparseSource.sparseFormat(out)).isEqualTo(CompressedTensors.BITMASK);
+        assertThat(SparseSource.sparseFormat(out)).isEqualTo(SparseSafetensors.BITMASK);
         // the engine's other commands read it through the dense view
         Path p24 = dir.resolve("p24.gguf");
         Run g = lathe("prune", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--pattern", "2:4", "-o", p24, "--json");

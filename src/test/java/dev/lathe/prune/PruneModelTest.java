@@ -64,8 +64,8 @@ class PruneModelTest {
             for (ModelPruner.TensorStat s : r.stats()) assertEquals(0.6, s.sparsity(), 1.0 / (s.rows() * s.cols()) + 1e-12, s.name());
             float[] dense = logits(LlamaModel.load(r.source(), POOL));
             Path out = dir.resolve("sparse");
-            CompressedTensors.write(r.source(), out, CompressedTensors.Format.BITMASK, GgmlType.F32, "unstructured", Progress.NONE);
-            assertEquals(CompressedTensors.BITMASK, SparseSource.sparseFormat(out));
+            SparseSafetensors.write(r.source(), out, SparseSafetensors.Format.BITMASK, GgmlType.F32, "unstructured", Progress.NONE);
+            assertEquals(SparseSafetensors.BITMASK, SparseSource.sparseFormat(out));
             try (SparseSource sp = SparseSource.open(out)) {
                 for (String n : r.source().prunedNames()) {
                     SparseMatrix m = sp.sparse(n).orElseThrow();
@@ -81,9 +81,9 @@ class PruneModelTest {
             }
             long denseBytes;
             Path d = dir.resolve("dense");
-            CompressedTensors.write(r.source(), d, CompressedTensors.Format.DENSE, GgmlType.F32, "unstructured", Progress.NONE);
-            denseBytes = CompressedTensors.folderBytes(d);
-            assertTrue(CompressedTensors.folderBytes(out) < denseBytes * 0.8, "sparse folder is smaller");
+            SparseSafetensors.write(r.source(), d, SparseSafetensors.Format.DENSE, GgmlType.F32, "unstructured", Progress.NONE);
+            denseBytes = SparseSafetensors.folderBytes(d);
+            assertTrue(SparseSafetensors.folderBytes(out) < denseBytes * 0.8, "sparse folder is smaller");
             try (WeightSource back = ModelLoader.open(d)) {
                 assertClose(dense, logits(LlamaModel.load(back, POOL)), 1e-5f);
             }
@@ -100,10 +100,10 @@ class PruneModelTest {
             }
             assertEquals(0.5, r.sparsity(), 1e-3);
             Path out = dir.resolve("s24");
-            CompressedTensors.write(r.source(), out, CompressedTensors.Format.NM, GgmlType.F16, "2:4", Progress.NONE);
-            assertEquals(CompressedTensors.SPARSE24, SparseSource.sparseFormat(out));
+            SparseSafetensors.write(r.source(), out, SparseSafetensors.Format.NM, GgmlType.F16, "2:4", Progress.NONE);
+            assertEquals(SparseSafetensors.SPARSE24, SparseSource.sparseFormat(out));
             Path d16 = dir.resolve("d16");
-            CompressedTensors.write(r.source(), d16, CompressedTensors.Format.DENSE, GgmlType.F16, "2:4", Progress.NONE);
+            SparseSafetensors.write(r.source(), d16, SparseSafetensors.Format.DENSE, GgmlType.F16, "2:4", Progress.NONE);
             try (SparseSource sp = SparseSource.open(out); WeightSource dense16 = ModelLoader.open(d16)) {
                 assertEquals(ValueType.F16, sp.sparse("blk.1.ffn_down.weight").orElseThrow().valueType());
                 assertClose(logits(LlamaModel.load(dense16, POOL)), logits(sp.load(POOL)), 1e-4f);
@@ -166,11 +166,7 @@ class PruneModelTest {
         });
         m.forward(m.newSession(tokens.length), tokens, 0, tokens.length, false);
         Map<String, float[]> norms = new HashMap<>();
-        sums.forEach((k, v) -> {
-            float[] f = new float[v.length];
-            for (int j = 0; j < v.length; j++) f[j] = (float) Math.sqrt(v[j]);
-            norms.put(k, f);
-        });
+        sums.forEach((k, v) -> norms.put(k, Pruner.columnNorms(v)));
         return norms;
     }
 

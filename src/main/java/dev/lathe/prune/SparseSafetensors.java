@@ -37,8 +37,8 @@ import java.util.stream.Stream;
  * {format, global_sparsity, sparsity_structure, targets, ignore}}. Everything is written into a temporary
  * folder beside the output and renamed into place at the end, so a failure leaves nothing half-written.
  */
-public final class CompressedTensors {
-    private CompressedTensors() {}
+public final class SparseSafetensors {
+    private SparseSafetensors() {}
 
     public static final String BITMASK = "sparse-bitmask";
     public static final String SPARSE24 = "sparse-24-bitmask";
