@@ -1,0 +1,127 @@
+package dev.lathe.prune;
+
+import dev.lathe.model.Linear;
+import dev.lathe.model.Linears;
+import dev.lathe.model.LlamaModel;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.TensorOps;
+import dev.lathe.model.Parallel;
+
+/**
+ * A {@link Linear} over a {@link SparseMatrix}. Decode (n = 1): output rows split over the pool, each row a
+ * masked-expand dot product that reads only the kept values and the bitmask. Prefill (n > 1):
+ * each thread expands a panel of {@value #PANEL} rows into a dense L1/L2-resident buffer once and multiplies it
+ * with all input rows, four weight rows per FMA pass.
+ */
+public final class SparseLinear implements Linear {
+    static final int PANEL = 16;
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private static final class Scratch {
+        float[] panel = new float[0];
+        float[] y4 = new float[4];
+        float[] values = new float[0];
+    }
+
+    private final SparseMatrix w;
+    private final Parallel pool;
+    private final String name;
+
+    public SparseLinear(SparseMatrix w, Parallel pool) {
+        this(w, pool, "sparse");
+    }
+
+    public SparseLinear(SparseMatrix w, Parallel pool, String name) {
+        this.w = w;
+        this.pool = pool;
+        this.name = name;
+    }
+
+    /**
+     * A factory that stores a weight sparsely (values as {@code vt}) when at least {@code minSparsity} of it is
+     * exactly zero, and as the usual dense or quantized layer otherwise; lets a dense-saved pruned model (GGUF
+     * or HF) run on the sparse kernels: {@code LlamaModel.load(src, pool, SparseLinear.factory(0.5, F16))}.
+     */
+    public static LlamaModel.LinearFactory factory(double minSparsity, ValueType vt) {
+        return (t, pool) -> {
+            GgmlType type = t.type();
+            if ((type == GgmlType.F32 || type == GgmlType.F16 || type == GgmlType.BF16) && t.dims() == 2 && t.numElements() < Integer.MAX_VALUE - 64) {
+                float[] w = TensorOps.toFloats(t);
+                if (Pruner.sparsity(w) >= minSparsity && (vt != ValueType.Q8 || t.cols() % SparseKernels.Q8_GROUP == 0)) {
+                    return new SparseLinear(SparseMatrix.encode(w, (int) t.rows(), (int) t.cols(), vt), pool, t.name());
+                }
+            }
+            return Linears.of(t, pool);
+        };
+    }
+
+    public SparseMatrix matrix() {
+        return w;
+    }
+
+    @Override
+    public int inFeatures() {
+        return w.cols;
+    }
+
+    @Override
+    public int outFeatures() {
+        return w.rows;
+    }
+
+    @Override
+    public long storageBytes() {
+        return w.storageBytes();
+    }
+
+    @Override
+    public String typeName() {
+        return w.describe();
+    }
+
+    @Override
+    public void forward(float[] x, float[] y, int n) {
+        if (n <= 0) return;
+        int in = w.cols, out = w.rows;
+        if (x.length < (long) n * in || y.length < (long) n * out) {
+            throw new IllegalArgumentException(name + ": buffers too small for " + n + " rows");
+        }
+        if (n == 1) {
+            int minChunk = Math.max(1, 32768 / Math.max(1, in));
+            pool.forRange(out, minChunk, (worker, from, to) -> {
+                Scratch s = scratch(in);
+                for (int r = from; r < to; r++) y[r] = w.rowDot(r, x, 0, s.values);
+            });
+            return;
+        }
+        int panels = (out + PANEL - 1) / PANEL;
+        pool.forRange(panels, 1, (worker, from, to) -> {
+            Scratch s = scratch(in);
+            float[] buf = s.panel;
+            float[] y4 = s.y4;
+            for (int pnl = from; pnl < to; pnl++) {
+                int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
+                for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in, s.values);
+                int full = nr - nr % 4;
+                for (int i = 0; i < n; i++) {
+                    int yo = i * out + r0;
+                    for (int k = 0; k < full; k += 4) {
+                        SparseKernels.dense4Offset(buf, k * in, in, x, i * in, y4);
+                        y[yo + k] = y4[0];
+                        y[yo + k + 1] = y4[1];
+                        y[yo + k + 2] = y4[2];
+                        y[yo + k + 3] = y4[3];
+                    }
+                    for (int k = full; k < nr; k++) y[yo + k] = SparseKernels.dense1(buf, k * in, in, x, i * in);
+                }
+            }
+        });
+    }
+
+    private static Scratch scratch(int in) {
+        Scratch s = SCRATCH.get();
+        if (s.panel.length < PANEL * in) s.panel = new float[PANEL * in];
+        if (s.values.length < in + SparseKernels.L) s.values = new float[in + SparseKernels.L];
+        return s;
+    }
+}

@@ -1,0 +1,245 @@
+package dev.lathe.prune;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lathe.LatheException;
+import dev.lathe.io.ModelLoader;
+import dev.lathe.io.hf.HfWeightSource;
+import dev.lathe.io.safetensors.SafetensorsFile;
+import dev.lathe.model.LlamaModel;
+import dev.lathe.model.Linears;
+import dev.lathe.model.ModelConfig;
+import dev.lathe.model.Parallel;
+import dev.lathe.model.TensorNames;
+import dev.lathe.model.WeightSource;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.Tensor;
+import dev.lathe.tensor.TensorOps;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Reads a Hugging Face folder in the compressed-tensors "sparse-bitmask" or "sparse-24-bitmask" layout (see
+ * {@link SparseSafetensors}). Dense tensors come from the folder as usual; a compressed matrix is offered twice:
+ * {@link #tensor} decodes it to a dense F32 tensor (so converters and any other reader see the right weights),
+ * while {@link #linearFactory} builds a {@link SparseLinear} straight from the stored values and bitmask, so
+ * the engine runs the sparse kernels: {@code LlamaModel.load(src, pool, src.linearFactory())}, or {@link #load}.
+ */
+public final class SparseSource implements WeightSource {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final HfWeightSource base;
+    private final Path folder;
+    private final List<SafetensorsFile> files;
+    private final Map<String, SparseMatrix> sparse; // canonical name -> matrix
+    private final String format;
+    private final Set<String> names;
+
+    private SparseSource(HfWeightSource base, Path folder, List<SafetensorsFile> files, Map<String, SparseMatrix> sparse, String format) {
+        this.base = base;
+        this.folder = folder;
+        this.files = files;
+        this.sparse = sparse;
+        this.format = format;
+        Set<String> n = new LinkedHashSet<>(base.tensorNames());
+        n.addAll(sparse.keySet());
+        this.names = Set.copyOf(n);
+    }
+
+    /** The sparsity format named by {@code folder}/config.json, or null if it declares none. */
+    public static String sparseFormat(Path folder) {
+        Path cfg = folder.resolve("config.json");
+        if (!Files.isRegularFile(cfg)) return null;
+        try {
+            JsonNode c = JSON.readTree(Files.readString(cfg));
+            JsonNode q = c.path("quantization_config");
+            if (q.isMissingNode()) q = c.path("compression_config");
+            if (!q.path("quant_method").asText("").equals("compressed-tensors")) return null;
+            String f = q.path("sparsity_config").path("format").asText(q.path("format").asText(""));
+            return f.isEmpty() || f.equals("dense") ? null : f;
+        } catch (IOException e) {
+            throw new LatheException(cfg, "cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    /** Opens a compressed-tensors sparse folder and checks its tensors against its config. */
+    public static SparseSource open(Path folder) {
+        String fmt = sparseFormat(folder);
+        if (fmt == null) throw new LatheException(folder, "config.json declares no compressed-tensors sparsity format");
+        if (!fmt.equals(SparseSafetensors.BITMASK) && !fmt.equals(SparseSafetensors.SPARSE24)) {
+            throw new LatheException(folder, "unsupported compressed-tensors format '" + fmt + "' (sparse-bitmask and sparse-24-bitmask are)");
+        }
+        HfWeightSource base = HfWeightSource.open(folder);
+        List<SafetensorsFile> files = new ArrayList<>();
+        try {
+            Map<String, SparseMatrix> sparse = new HashMap<>();
+            try (var s = Files.list(folder)) {
+                for (Path p : s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList()) files.add(SafetensorsFile.open(p));
+            }
+            for (SafetensorsFile f : files) {
+                for (String n : f.entries().keySet()) {
+                    if (!n.endsWith(".compressed")) continue;
+                    String prefix = n.substring(0, n.length() - ".compressed".length());
+                    String canonical = TensorNames.hfToGguf(prefix + ".weight");
+                    if (canonical == null) throw new LatheException(f.path(), "compressed tensor '" + n + "' is not a known model weight");
+                    if (sparse.containsKey(canonical) || base.has(canonical)) throw new LatheException(f.path(), "'" + prefix + "' is stored twice");
+                    sparse.put(canonical, read(f, prefix, fmt));
+                }
+            }
+            SparseSource src = new SparseSource(base, folder, List.copyOf(files), Map.copyOf(sparse), fmt);
+            ModelLoader.checkTensors(src);
+            return src;
+        } catch (IOException e) {
+            files.forEach(SafetensorsFile::close);
+            base.close();
+            throw new LatheException(folder, "cannot read: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            files.forEach(SafetensorsFile::close);
+            base.close();
+            throw e;
+        }
+    }
+
+    private static long[] longsOf(SafetensorsFile f, String name) {
+        SafetensorsFile.Entry e = f.entry(name);
+        Tensor t = f.tensor(name);
+        long n = t.numElements();
+        long[] out = new long[(int) n];
+        for (int i = 0; i < n; i++) {
+            out[i] = switch (e.dtype()) {
+                case "I64" -> t.data().get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 8L * i);
+                case "I32" -> t.data().get(Tensor.I32_LE, 4L * i);
+                default -> throw new LatheException(f.path(), "'" + name + "' must be I32 or I64, not " + e.dtype());
+            };
+        }
+        return out;
+    }
+
+    private static SparseMatrix read(SafetensorsFile f, String prefix, String fmt) {
+        Path p = f.path();
+        long[] shape = longsOf(f, prefix + ".shape");
+        if (shape.length != 2 || shape[0] < 1 || shape[1] < 1 || shape[0] * shape[1] > Integer.MAX_VALUE - 64) {
+            throw new LatheException(p, "'" + prefix + ".shape' is not a sane 2-D shape: " + java.util.Arrays.toString(shape));
+        }
+        int rows = (int) shape[0], cols = (int) shape[1], bpr = (cols + 7) / 8;
+        SafetensorsFile.Entry bm = f.entry(prefix + ".bitmask");
+        if (!(bm.dtype().equals("U8") || bm.dtype().equals("I8") || bm.dtype().equals("BOOL")) || !java.util.Arrays.equals(bm.shape(), new long[]{rows, bpr})) {
+            throw new LatheException(p, "'" + prefix + ".bitmask' must be U8 [" + rows + ", " + bpr + "], got " + bm.dtype() + " " + java.util.Arrays.toString(bm.shape()));
+        }
+        int words = (cols + 63) >>> 6;
+        long[] mask = new long[rows * words];
+        int[] rowStart = new int[rows + 1];
+        long count = 0;
+        for (int r = 0; r < rows; r++) {
+            rowStart[r] = (int) count;
+            for (int b = 0; b < bpr; b++) {
+                int v = bm.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, (long) r * bpr + b) & 0xff;
+                if (b == bpr - 1 && cols % 8 != 0 && (v >>> (cols % 8)) != 0) throw new LatheException(p, "'" + prefix + ".bitmask' row " + r + " marks columns past the row end");
+                mask[r * words + (b >>> 3)] |= (long) v << ((b & 7) * 8);
+                count += Integer.bitCount(v);
+            }
+            if (fmt.equals(SparseSafetensors.SPARSE24) && count - rowStart[r] != cols / 2) {
+                throw new LatheException(p, "'" + prefix + ".bitmask' row " + r + " keeps " + (count - rowStart[r]) + " values, 2:4 needs " + cols / 2);
+            }
+        }
+        rowStart[rows] = (int) count;
+        if (f.has(prefix + ".row_offsets")) {
+            long[] ro = longsOf(f, prefix + ".row_offsets");
+            if (ro.length != rows) throw new LatheException(p, "'" + prefix + ".row_offsets' has " + ro.length + " entries for " + rows + " rows");
+            for (int r = 0; r < rows; r++) {
+                if (ro[r] != rowStart[r]) throw new LatheException(p, "'" + prefix + ".row_offsets' row " + r + " is " + ro[r] + " but the bitmask gives " + rowStart[r]);
+            }
+        } else if (fmt.equals(SparseSafetensors.BITMASK)) {
+            throw new LatheException(p, "missing tensor '" + prefix + ".row_offsets'");
+        }
+        Tensor vals = f.tensor(prefix + ".compressed");
+        if (vals.numElements() != count) throw new LatheException(p, "'" + prefix + ".compressed' holds " + vals.numElements() + " values but the bitmask marks " + count);
+        GgmlType t = vals.type();
+        int pad = SparseKernels.L;
+        float[] fl = null;
+        short[] h = null;
+        ValueType vt;
+        switch (t) {
+            case F32 -> {
+                vt = ValueType.F32;
+                fl = java.util.Arrays.copyOf(TensorOps.toFloats(vals), (int) count + pad);
+                for (int i = 0; i < count; i++) if (!Float.isFinite(fl[i])) throw new LatheException(p, "'" + prefix + ".compressed' holds a non-finite value");
+            }
+            case F16, BF16 -> {
+                vt = t == GgmlType.F16 ? ValueType.F16 : ValueType.BF16;
+                h = new short[(int) count + pad];
+                for (int i = 0; i < count; i++) {
+                    h[i] = vals.data().get(Tensor.I16_LE, 2L * i);
+                    int exp = t == GgmlType.F16 ? (h[i] >>> 10) & 0x1f : (h[i] >>> 7) & 0xff;
+                    if (exp == (t == GgmlType.F16 ? 0x1f : 0xff)) throw new LatheException(p, "'" + prefix + ".compressed' holds a non-finite value");
+                }
+            }
+            default -> throw new LatheException(p, "'" + prefix + ".compressed' has dtype " + t + " (F32, F16, BF16 are supported)");
+        }
+        return SparseMatrix.ofParts(rows, cols, vt, mask, rowStart, fl, h);
+    }
+
+    /** Builds the engine on this source with sparse layers for the compressed matrices. */
+    public LlamaModel load(Parallel pool) {
+        return LlamaModel.load(this, pool, linearFactory());
+    }
+
+    /** Sparse layers for compressed matrices, the usual layers for the rest. */
+    public LlamaModel.LinearFactory linearFactory() {
+        return (t, pool) -> {
+            SparseMatrix m = sparse.get(t.name());
+            return m != null ? new SparseLinear(m, pool, t.name()) : Linears.of(t, pool);
+        };
+    }
+
+    /** The stored sparse matrix of a compressed weight, if it is one. */
+    public Optional<SparseMatrix> sparse(String canonicalName) {
+        return Optional.ofNullable(sparse.get(canonicalName));
+    }
+
+    public String format() {
+        return format;
+    }
+
+    @Override
+    public Path path() {
+        return folder;
+    }
+
+    @Override
+    public ModelConfig config() {
+        return base.config();
+    }
+
+    @Override
+    public Set<String> tensorNames() {
+        return names;
+    }
+
+    @Override
+    public Tensor tensor(String name) {
+        SparseMatrix m = sparse.get(name);
+        if (m == null) return base.tensor(name);
+        return TensorOps.ofFloats(name, new long[]{m.rows(), m.cols()}, m.toDense());
+    }
+
+    @Override
+    public Optional<Path> hfFolder() {
+        return base.hfFolder();
+    }
+
+    @Override
+    public void close() {
+        files.forEach(SafetensorsFile::close);
+        base.close();
+    }
+}
