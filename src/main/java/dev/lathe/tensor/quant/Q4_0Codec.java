@@ -5,6 +5,7 @@ import dev.lathe.tensor.GgmlType;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
@@ -110,10 +111,13 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
             float d = halfAt(w, wo) * halfAt(xq, xo);
             FloatVector s;
             if (Kernels.PARTS == 1) {
-                // nibbles split in int lanes: byte shifts have no x86 instruction
-                IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
-                FloatVector lo = Kernels.f(q.and(0x0F).sub(8)), hi = Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8));
-                s = hi.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, xo + 18), 0)), lo.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, xo + 2), 0)), Kernels.zero()));
+                // 16-bit lanes: lane j holds (lo_j - 8) * x_j + (hi_j - 8) * x_(j+16), exact in short
+                // (|sum| <= 2048) and equal to the float lanes of the generic path, so results are identical
+                ShortVector q = Kernels.widenS(Kernels.load16(w, wo + 2));
+                ShortVector lo = q.and((short) 0x0F).sub((short) 8);
+                ShortVector hi = q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F).sub((short) 8);
+                ShortVector p = lo.mul(Kernels.widenS(Kernels.load16(xq, xo + 2))).add(hi.mul(Kernels.widenS(Kernels.load16(xq, xo + 18))));
+                s = Kernels.f(Kernels.widenI(p));
             } else {
                 ByteVector q = Kernels.load16(w, wo + 2);
                 ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
