@@ -31,6 +31,8 @@ public final class QuantLinear implements Linear {
      */
     /** Per-calling-thread expanded activations (values, block scales) for {@link ExpandedQ8Dot} weights. */
     private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
+    /** Per-worker decoded weight panel (values, block scales) for the {@link ExpandedQ8Dot} prefill kernel. */
+    private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
     private static final ThreadLocal<MemorySegment[]> XQ = ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
 
     private final Tensor weight;
@@ -213,12 +215,18 @@ public final class QuantLinear implements Linear {
             });
             return;
         }
+        // prefill: each panel of weight rows is decoded once to floats, then multiplied in 2x2 register tiles
         pool.forRange(panels, minChunk, (worker, from, to) -> {
+            float[][] wh = WF.get();
+            if (wh[0].length < PANEL * in) wh[0] = new float[PANEL * in];
+            if (wh[1].length < PANEL * nb) wh[1] = new float[PANEL * nb];
+            float[] wf = wh[0], wd = wh[1];
             for (int p = from; p < to; p++) {
-                int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
+                int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
+                for (int r = 0; r < nr; r++) e.decodeRow(data, (r0 + r) * rowBytes, in, wf, r * in, wd, r * nb);
                 for (int xb = 0; xb < n; xb += XB) {
                     int rows = Math.min(n, xb + XB) - xb;
-                    for (int r = r0; r < r1; r++) e.dotExpandedRows(data, r * rowBytes, xf, xb * in, xd, xb * nb, rows, in, y, xb * out + r, out);
+                    ExpandedQ8Dot.dotPanel(wf, wd, nr, xf, xb * in, xd, xb * nb, rows, in, y, xb * out + r0, out);
                 }
             }
         });

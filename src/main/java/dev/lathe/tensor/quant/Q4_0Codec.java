@@ -224,4 +224,24 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
         }
         return s;
     }
+
+    @Override
+    public void decodeRow(MemorySegment w, long wOff, int n, float[] wf, int wfOff, float[] wd, int wdOff) {
+        checkBlocks(type, n);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = wOff + 18L * b;
+            wd[wdOff + b] = halfAt(w, wo);
+            if (Kernels.PARTS == 1) {
+                IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
+                Kernels.f(q.and(0x0F).sub(8)).intoArray(wf, wfOff + 32 * b);
+                Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8)).intoArray(wf, wfOff + 32 * b + 16);
+                continue;
+            }
+            for (int j = 0; j < 16; j++) {
+                int q = u8(w, wo + 2 + j);
+                wf[wfOff + 32 * b + j] = (q & 0x0F) - 8;
+                wf[wfOff + 32 * b + j + 16] = (q >> 4) - 8;
+            }
+        }
+    }
 }

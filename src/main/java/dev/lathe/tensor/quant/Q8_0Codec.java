@@ -197,4 +197,19 @@ public final class Q8_0Codec extends QuantCodec implements ExpandedQ8Dot, Activa
         }
         return s;
     }
+
+    @Override
+    public void decodeRow(MemorySegment w, long wOff, int n, float[] wf, int wfOff, float[] wd, int wdOff) {
+        checkBlocks(type, n);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = wOff + 34L * b;
+            wd[wdOff + b] = halfAt(w, wo);
+            if (Kernels.PARTS == 1) {
+                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0)).intoArray(wf, wfOff + 32 * b);
+                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0)).intoArray(wf, wfOff + 32 * b + 16);
+                continue;
+            }
+            for (int j = 0; j < 32; j++) wf[wfOff + 32 * b + j] = s8(w, wo + 2 + j);
+        }
+    }
 }

@@ -53,6 +53,16 @@ class QuantRowsKernelTest {
                     if (AVX512) assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(single), t + " expanded vs quantized, row " + i);
                     else assertEquals(want[i], single, 1e-5f * Math.max(1, Math.abs(want[i])), t + " expanded vs quantized, row " + i);
                 }
+                // decoded panel of 3 weight rows (the same row, offset) against all activation rows
+                float[] wf = new float[3 * n], wd = new float[3 * nb];
+                for (int r = 0; r < 3; r++) e.decodeRow(ws, 3, n, wf, r * n, wd, r * nb);
+                float[] y = new float[rows * 5];
+                ExpandedQ8Dot.dotPanel(wf, wd, 3, xf, 0, xd, 0, rows, n, y, 1, 5);
+                for (int i = 0; i < rows; i++) {
+                    for (int r = 0; r < 3; r++) {
+                        assertEquals(Float.floatToIntBits(gotE[i]), Float.floatToIntBits(y[1 + i * 5 + r]), t + " panel row " + r + ", input " + i);
+                    }
+                }
                 assertThrows(IndexOutOfBoundsException.class, () -> e.dotExpanded(ws, 3, xf, n * rows - n + 32, xd, 0, n));
             }
         }
