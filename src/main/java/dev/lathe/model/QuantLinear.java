@@ -16,10 +16,13 @@ import java.lang.foreign.MemorySegment;
  * A linear layer over block-quantized weights (any type with a {@link BlockCodec}), read in place; nothing
  * is dequantized at load. When the codec is an {@link ActivationQuantizedCodec} the input rows are first
  * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
- * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. Output rows are split over
- * all threads in panels of 16 rows; a panel is multiplied with blocks of 32 input rows, tile by tile (4
- * weight rows against each input row of the block), so a weight row is fetched from memory once per call
- * and both the weight tile and the input block stay in cache.
+ * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. The quantized activations live
+ * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
+ * native memory once. Q4_0/Q8_0 weights ({@link ExpandedQ8Dot}) take a faster route: the activations are
+ * expanded to floats once per call; decode (one row) splits rows over threads in tiles of 4, prefill decodes
+ * each panel of 16 weight rows once to floats and multiplies it with blocks of 32 input rows in 2x2 register
+ * tiles. Other types run {@link ActivationQuantizedCodec#dotQuantizedRows} per weight row and input block.
+ * All routes give the same floats as {@link ActivationQuantizedCodec#dotQuantized} (on AVX-512 machines).
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
