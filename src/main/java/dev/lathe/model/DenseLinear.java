@@ -57,7 +57,7 @@ public final class DenseLinear implements Linear {
             throw new LatheException(weight.name() + ": absurd shape " + weight);
         }
         this.weight = weight;
-        this.data = weight.data();
+        this.data = Linears.nativeCopy(weight.data());
         this.type = t;
         this.in = (int) weight.cols();
         this.out = (int) weight.rows();

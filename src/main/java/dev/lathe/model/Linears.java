@@ -5,6 +5,9 @@ import dev.lathe.tensor.BlockCodecs;
 import dev.lathe.tensor.GgmlType;
 import dev.lathe.tensor.Tensor;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
 /** Picks the {@link Linear} implementation for a stored weight tensor. */
 public final class Linears {
     private Linears() {}
@@ -26,5 +29,17 @@ public final class Linears {
                 yield new QuantLinear(weight, pool);
             }
         };
+    }
+
+    /**
+     * {@code data} itself when it is native (mapped file, off-heap), else a native copy: Vector API loads
+     * from heap-backed segments are several times slower, so small heap tensors (random or converted
+     * weights) are copied once at layer construction.
+     */
+    static MemorySegment nativeCopy(MemorySegment data) {
+        if (data.isNative() || data.byteSize() == 0) return data;
+        MemorySegment copy = Arena.ofAuto().allocate(data.byteSize(), 64);
+        copy.copyFrom(data);
+        return copy.asReadOnly();
     }
 }

@@ -5,25 +5,38 @@ import dev.lathe.tensor.ActivationQuantizedCodec;
 import dev.lathe.tensor.ActivationQuantizer;
 import dev.lathe.tensor.BlockCodec;
 import dev.lathe.tensor.BlockCodecs;
+import dev.lathe.tensor.ExpandedQ8Dot;
 import dev.lathe.tensor.GgmlType;
 import dev.lathe.tensor.Tensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * A linear layer over block-quantized weights (any type with a {@link BlockCodec}), read in place; nothing
  * is dequantized at load. When the codec is an {@link ActivationQuantizedCodec} the input rows are first
  * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
- * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. Output rows are split over
- * all threads in panels of 16 rows; a panel is multiplied with blocks of 32 input rows, tile by tile (4
- * weight rows against each input row of the block), so a weight row is fetched from memory once per call
- * and both the weight tile and the input block stay in cache.
+ * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. The quantized activations live
+ * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
+ * native memory once. Q4_0/Q8_0 weights ({@link ExpandedQ8Dot}) take a faster route: the activations are
+ * expanded to floats once per call; decode (one row) splits rows over threads in tiles of 4, prefill decodes
+ * each panel of 16 weight rows once to floats and multiplies it with blocks of 32 input rows in 2x2 register
+ * tiles. Other types run {@link ActivationQuantizedCodec#dotQuantizedRows} per weight row and input block.
+ * All routes give the same floats as {@link ActivationQuantizedCodec#dotQuantized} (on AVX-512 machines).
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
     private static final int PANEL = 16;
     private static final int XB = 32;
-    private static final ThreadLocal<byte[][]> XQ = ThreadLocal.withInitial(() -> new byte[1][0]);
+    /**
+     * Per-calling-thread quantized activations, in native memory: Vector API loads from heap segments run
+     * many times slower. Arena.ofAuto segments may be read by the pool's workers.
+     */
+    /** Per-calling-thread expanded activations (values, block scales) for {@link ExpandedQ8Dot} weights. */
+    private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
+    /** Per-worker decoded weight panel (values, block scales) for the {@link ExpandedQ8Dot} prefill kernel. */
+    private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
+    private static final ThreadLocal<MemorySegment[]> XQ = ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
 
     private final Tensor weight;
     private final MemorySegment data;
@@ -54,7 +67,7 @@ public final class QuantLinear implements Linear {
         if (weight.cols() > Integer.MAX_VALUE || weight.rows() > Integer.MAX_VALUE) throw new LatheException(weight.name() + ": absurd shape " + weight);
         if (codec.type() != weight.type()) throw new IllegalArgumentException(weight.name() + ": codec for " + codec.type() + " given for a " + weight.type() + " tensor");
         this.weight = weight;
-        this.data = weight.data();
+        this.data = Linears.nativeCopy(weight.data());
         this.codec = codec;
         this.in = (int) weight.cols();
         this.out = (int) weight.rows();
@@ -126,9 +139,9 @@ public final class QuantLinear implements Linear {
         if (useQuantizedActivations) {
             long need = actRowBytes * n;
             if (need > Integer.MAX_VALUE - 64) throw new IllegalArgumentException(weight.name() + ": batch too large");
-            byte[][] holder = XQ.get();
-            if (holder[0].length < need) holder[0] = new byte[(int) Math.max(need, holder[0].length * 3L / 2)];
-            MemorySegment xq = MemorySegment.ofArray(holder[0]);
+            MemorySegment[] holder = XQ.get();
+            if (holder[0].byteSize() < need) holder[0] = Arena.ofAuto().allocate(Math.max(need, holder[0].byteSize() * 3 / 2), 64);
+            MemorySegment xq = holder[0];
             BlockCodec ac = actCodec;
             if (ac instanceof ActivationQuantizer aqz) {
                 // llama.cpp's CPU activation quantization (differs from quantize() in rare rounding ties)
@@ -141,19 +154,25 @@ public final class QuantLinear implements Linear {
                 });
             }
             ActivationQuantizedCodec q = aq;
+            long arb = actRowBytes;
+            if (q instanceof ExpandedQ8Dot e) {
+                forwardExpanded(e, xq, y, n, panels, minChunk);
+                return;
+            }
+            if (n == 1) {
+                int tiles = (out + TILE - 1) / TILE;
+                int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+                pool.forRange(tiles, minTiles, (worker, from, to) -> {
+                    for (int r = from * TILE, e = Math.min(out, to * TILE); r < e; r++) y[r] = q.dotQuantized(data, r * rowBytes, xq, 0, in);
+                });
+                return;
+            }
             pool.forRange(panels, minChunk, (worker, from, to) -> {
                 for (int p = from; p < to; p++) {
                     int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
                     for (int xb = 0; xb < n; xb += XB) {
-                        int xe = Math.min(n, xb + XB);
-                        for (int t0 = r0; t0 < r1; t0 += TILE) {
-                            int t1 = Math.min(r1, t0 + TILE);
-                            for (int i = xb; i < xe; i++) {
-                                long xo = i * actRowBytes;
-                                int yo = i * out;
-                                for (int r = t0; r < t1; r++) y[yo + r] = q.dotQuantized(data, r * rowBytes, xq, xo, in);
-                            }
-                        }
+                        int rows = Math.min(n, xb + XB) - xb;
+                        for (int r = r0; r < r1; r++) q.dotQuantizedRows(data, r * rowBytes, xq, xb * arb, arb, rows, in, y, xb * out + r, out);
                     }
                 }
             });
@@ -175,5 +194,44 @@ public final class QuantLinear implements Linear {
                 }
             });
         }
+    }
+
+    /**
+     * Q4_0/Q8_0 weights: the Q8_0 activations are expanded once (quants and block scales as floats) so the
+     * inner loops only decode weights; same results as the dotQuantized path.
+     */
+    private void forwardExpanded(ExpandedQ8Dot e, MemorySegment xq, float[] y, int n, int panels, int minChunk) {
+        int nb = in / 32;
+        float[][] holder = XF.get();
+        if (holder[0].length < (long) n * in) holder[0] = new float[n * in];
+        if (holder[1].length < (long) n * nb) holder[1] = new float[n * nb];
+        float[] xf = holder[0], xd = holder[1];
+        long arb = actRowBytes;
+        pool.forRange(n, 1, (w, from, to) -> {
+            for (int i = from; i < to; i++) ExpandedQ8Dot.expand(xq, i * arb, in, xf, i * in, xd, i * nb);
+        });
+        if (n == 1) {
+            int tiles = (out + TILE - 1) / TILE;
+            int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+            pool.forRange(tiles, minTiles, (worker, from, to) -> {
+                for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = e.dotExpanded(data, r * rowBytes, xf, 0, xd, 0, in);
+            });
+            return;
+        }
+        // prefill: each panel of weight rows is decoded once to floats, then multiplied in 2x2 register tiles
+        pool.forRange(panels, minChunk, (worker, from, to) -> {
+            float[][] wh = WF.get();
+            if (wh[0].length < PANEL * in) wh[0] = new float[PANEL * in];
+            if (wh[1].length < PANEL * nb) wh[1] = new float[PANEL * nb];
+            float[] wf = wh[0], wd = wh[1];
+            for (int p = from; p < to; p++) {
+                int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
+                for (int r = 0; r < nr; r++) e.decodeRow(data, (r0 + r) * rowBytes, in, wf, r * in, wd, r * nb);
+                for (int xb = 0; xb < n; xb += XB) {
+                    int rows = Math.min(n, xb + XB) - xb;
+                    ExpandedQ8Dot.dotPanel(wf, wd, nr, xf, xb * in, xd, xb * nb, rows, in, y, xb * out + r0, out);
+                }
+            }
+        });
     }
 }

@@ -24,6 +24,19 @@ final class Kernels {
     static final int PARTS = 16 / I.length();
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
+    /** 16 short lanes (256 bits), used with AVX-512 int vectors: widening 16 shorts gives one int vector. */
+    static final VectorSpecies<Short> S16 = jdk.incubator.vector.ShortVector.SPECIES_256;
+
+    /** 16 signed bytes sign-extended to 16 short lanes. */
+    static jdk.incubator.vector.ShortVector widenS(ByteVector v) {
+        return (jdk.incubator.vector.ShortVector) v.convertShape(VectorOperators.B2S, S16, 0);
+    }
+
+    /** 16 short lanes sign-extended to int lanes (one vector when {@code I} has 16 lanes). */
+    static IntVector widenI(jdk.incubator.vector.ShortVector v) {
+        return (IntVector) v.convertShape(VectorOperators.S2I, I, 0);
+    }
+
     static ByteVector load16(MemorySegment s, long off) {
         return ByteVector.fromMemorySegment(B16, s, off, LE);
     }

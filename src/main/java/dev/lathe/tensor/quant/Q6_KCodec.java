@@ -147,6 +147,32 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
 
     /** The unsigned-quant part, one flat loop over 16-weight groups (small loop body: see Q4_KCodec.dotScaled). */
     private static float dotGroups(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
+        if (Kernels.PARTS != 1) return dotGroupsGeneric(w, wOff, xq, xqOff, nb);
+        // AVX-512: the 6-bit quant is rebuilt in int lanes, q = lo | hi << 4 (0..63), and multiplied once; its
+        // lanes equal lo * x + 16 * (hi * x) of the generic path (all exact), so the results are identical
+        FloatVector acc = FloatVector.zero(Kernels.F);
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + 210L * i, xo = xqOff + 292L * i;
+            float dd = xq.get(F32, xo) * halfAt(w, wo + 208);
+            for (int k = 0; k < 2; k++) {
+                for (int quarter = 0; quarter < 4; quarter++) {
+                    int loShift = 4 * (quarter >> 1), hiShift = 2 * quarter;
+                    for (int half = 0; half < 2; half++) {
+                        IntVector ql = Kernels.widen(Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half), 0);
+                        IntVector qh = Kernels.widen(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 0);
+                        IntVector q = ql.lanewise(VectorOperators.LSHR, loShift).and(0xF)
+                                .or(qh.lanewise(VectorOperators.LSHR, hiShift).and(3).lanewise(VectorOperators.LSHL, 4));
+                        FloatVector x = Kernels.f(Kernels.widen(Kernels.load16(xq, xo + 4 + 128 * k + 32 * quarter + 16 * half), 0));
+                        float d = dd * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+                        acc = Kernels.f(q).mul(x).fma(FloatVector.broadcast(Kernels.F, d), acc);
+                    }
+                }
+            }
+        }
+        return Kernels.sum(acc);
+    }
+
+    private static float dotGroupsGeneric(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int nb) {
         FloatVector acc = FloatVector.zero(Kernels.F);
         for (int g = 0, ng = 16 * nb; g < ng; g++) {
             int i = g >> 4, k = (g >> 3) & 1, quarter = (g >> 1) & 3, half = g & 1;
