@@ -25,7 +25,7 @@ public final class MemoryBandwidth {
     public static double readGBps(Parallel pool, long bytes, int passes) {
         long step = (long) F.length() * 4 * 4;
         bytes = bytes / (64 * step) * (64 * step);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment seg = arena.allocate(bytes, 64);
             for (long i = 0; i < bytes; i += 4096) seg.set(ValueLayout.JAVA_FLOAT, i, 1e-3f);
             int parts = 64;

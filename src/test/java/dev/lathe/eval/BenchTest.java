@@ -23,6 +23,14 @@ class BenchTest {
         assertThat(Bench.median(new double[]{4, 1, 2, 3})).isEqualTo(2.5);
     }
 
+    @org.junit.jupiter.api.Test
+    void measuresMemoryBandwidthOnAllThreadsOfThePool() {
+        try (dev.lathe.model.Parallel pool = new dev.lathe.model.Parallel(2)) {
+            double gbps = MemoryBandwidth.readGBps(pool, 64L << 20, 3);
+            assertThat(gbps).isPositive().isLessThan(10_000);
+        }
+    }
+
     static double min(double[] v) {
         return java.util.Arrays.stream(v).min().orElseThrow();
     }
