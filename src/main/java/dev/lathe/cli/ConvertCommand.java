@@ -42,12 +42,7 @@ final class ConvertCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
-        GgmlType t;
-        try {
-            t = GgmlType.valueOf(type.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new LatheException("unknown --type '" + type + "'");
-        }
+        GgmlType t = ConvertCommand.parseType(type);
         String fmt = format != null ? format.toLowerCase(Locale.ROOT) : out.toString().toLowerCase(Locale.ROOT).endsWith(".gguf") ? "gguf" : "hf";
         if (!fmt.equals("gguf") && !fmt.equals("hf")) throw new LatheException("--format must be gguf or hf, not '" + format + "'");
         if (fmt.equals("gguf") && !Converter.GGUF_TYPES.contains(t)) throw new LatheException("GGUF conversion supports " + Converter.GGUF_TYPES + ", not " + t + " (use `quantize` for other types)");
@@ -72,6 +67,15 @@ final class ConvertCommand implements Callable<Integer> {
         if (json) stdout.println(Json.of(o));
         else stdout.printf(Locale.ROOT, "wrote %s (%s, %s, %,d bytes) in %.1f s%n", out, fmt, t, bytes, (double) o.get("seconds"));
         return 0;
+    }
+
+    /** A tensor type named on the command line (any case), or a one-line error. */
+    static GgmlType parseType(String name) {
+        try {
+            return GgmlType.valueOf(name.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new LatheException("unknown --type '" + name + "'");
+        }
     }
 
     static long size(Path p) {

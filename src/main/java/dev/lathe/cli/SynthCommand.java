@@ -44,12 +44,7 @@ final class SynthCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
-        GgmlType t;
-        try {
-            t = GgmlType.valueOf(type.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new LatheException("unknown --type '" + type + "'");
-        }
+        GgmlType t = ConvertCommand.parseType(type);
         ModelConfig c = RandomWeights.preset(preset);
         if (layers != null) {
             if (layers < 1) throw new LatheException("--layers must be >= 1");

@@ -133,6 +133,21 @@ class MainTest {
     }
 
     @Test
+    void synthWritesALoadableRandomModelOfAKnownShape(@TempDir Path tmp) {
+        Path out = tmp.resolve("s.gguf");
+        Run r = lathe("synth", "--preset", "tinyllama-1.1b", "--layers", 1, "--type", "q4_0", "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode j = lathe("inspect", out, "--json").json();
+        assertThat(j.get("config").get("dim").asInt()).isEqualTo(2048);
+        assertThat(j.get("config").get("nLayers").asInt()).isEqualTo(1);
+        assertThat(j.get("types").has("Q4_0")).isTrue();
+        Run g = lathe("generate", out, "--prompt", "hello", "-n", 2, "--temp", 0, "--json");
+        assertThat(g.code()).as(g.err()).isZero();
+        assertThat(g.json().get("tokens")).hasSize(2);
+        assertThat(lathe("synth", "--preset", "gpt-9", "-o", tmp.resolve("x.gguf")).code()).isEqualTo(2);
+    }
+
+    @Test
     void badInputGivesOneLineAndExitCodeTwo(@TempDir Path tmp) throws Exception {
         Path src = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
         Path truncated = tmp.resolve("truncated.gguf");
