@@ -5,15 +5,11 @@ import dev.lathe.eval.KlDivergence;
 import dev.lathe.eval.Perplexity;
 import dev.lathe.eval.TextBytes;
 import dev.lathe.tokenizer.Tokenizer;
+import dev.lathe.train.TextCorpus;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -52,7 +48,7 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
-        String body = readText(text);
+        String body = TextCorpus.readUtf8(text); // invalid UTF-8 is reported with its byte offset
         if (ctx < 8) throw new LatheException("--ctx must be at least 8");
         try (LoadedModel lm = LoadedModel.open(model, threads)) {
             if (ctx > lm.model.config().contextLength()) {
@@ -118,18 +114,6 @@ final class EvalCommand implements Callable<Integer> {
                 }
             }
             return 0;
-        }
-    }
-
-    static String readText(Path p) {
-        try {
-            byte[] b = Files.readAllBytes(p);
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(java.nio.ByteBuffer.wrap(b)).toString();
-        } catch (CharacterCodingException e) {
-            throw new LatheException(p, "not valid UTF-8 text");
-        } catch (IOException e) {
-            throw new LatheException(p, "cannot read: " + e.getMessage());
         }
     }
 }
