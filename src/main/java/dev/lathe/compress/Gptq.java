@@ -128,7 +128,7 @@ public final class Gptq {
      * Damps {@code h} (in place), then returns U (upper triangular, row-major) with {@code H⁻¹ = UᵀU}.
      * When H is not positive definite the damping is raised tenfold up to four times; then a clear error.
      */
-    static double[] upperCholeskyOfInverse(String name, double[] h, int n, double damp) {
+    public static double[] upperCholeskyOfInverse(String name, double[] h, int n, double damp) {
         double mean = 0;
         for (int i = 0; i < n; i++) mean += h[i * n + i];
         mean /= n;
