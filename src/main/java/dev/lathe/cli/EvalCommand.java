@@ -27,7 +27,8 @@ final class EvalCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "model: GGUF file, Hugging Face folder or llama2.c .bin")
     Path model;
 
-    @Option(names = "--text", required = true, description = "UTF-8 text file")
+    @Option(names = "--text", required = true, description = "UTF-8 text file, or a folder: its .txt files (recursively) in path order, "
+            + "concatenated byte for byte as `cat` would")
     Path text;
 
     @Option(names = {"-c", "--ctx"}, defaultValue = "512", description = "chunk length in tokens (default ${DEFAULT-VALUE})")
@@ -48,7 +49,7 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
-        String body = TextCorpus.readUtf8(text); // invalid UTF-8 is reported with its byte offset
+        String body = readText(text); // invalid UTF-8 is reported with its byte offset
         if (ctx < 8) throw new LatheException("--ctx must be at least 8");
         try (LoadedModel lm = LoadedModel.open(model, threads)) {
             if (ctx > lm.model.config().contextLength()) {
@@ -115,5 +116,20 @@ final class EvalCommand implements Callable<Integer> {
             }
             return 0;
         }
+    }
+
+    /** The file's text, or the concatenation of a folder's .txt files in path order (like {@code cat DIR/*.txt}). */
+    static String readText(Path path) {
+        if (!java.nio.file.Files.isDirectory(path)) return TextCorpus.readUtf8(path);
+        java.util.List<Path> files;
+        try (java.util.stream.Stream<Path> s = java.nio.file.Files.walk(path)) {
+            files = s.filter(java.nio.file.Files::isRegularFile).filter(f -> f.getFileName().toString().endsWith(".txt")).sorted().toList();
+        } catch (java.io.IOException e) {
+            throw new LatheException(path, "cannot list the folder: " + e.getMessage());
+        }
+        if (files.isEmpty()) throw new LatheException(path, "the folder holds no .txt file");
+        StringBuilder sb = new StringBuilder();
+        for (Path f : files) sb.append(TextCorpus.readUtf8(f));
+        return sb.toString();
     }
 }

@@ -97,6 +97,25 @@ class MainTest {
     }
 
     @Test
+    void evalOfAFolderEqualsEvalOfItsConcatenatedTextFiles(@TempDir Path tmp) throws Exception {
+        String text = Files.readString(Fixtures.fixture("text/moby-16k.txt"));
+        Path dir = Files.createDirectories(tmp.resolve("parts/sub"));
+        int cut = text.indexOf(' ', text.length() / 2);
+        Files.writeString(tmp.resolve("parts/a.txt"), text.substring(0, cut));
+        Files.writeString(dir.resolve("b.txt"), text.substring(cut));
+        Files.writeString(tmp.resolve("parts/notes.md"), "not read");
+        Path model = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        JsonNode whole = lathe("eval", model, "--text", Fixtures.fixture("text/moby-16k.txt"), "--ctx", 128, "--chunks", 4, "--json").json();
+        JsonNode parts = lathe("eval", model, "--text", tmp.resolve("parts"), "--ctx", 128, "--chunks", 4, "--json").json();
+        assertThat(parts.get("tokens").asInt()).isEqualTo(whole.get("tokens").asInt());
+        assertThat(parts.get("ppl").asDouble()).isEqualTo(whole.get("ppl").asDouble());
+        Files.createDirectories(tmp.resolve("empty"));
+        Run r = lathe("eval", model, "--text", tmp.resolve("empty"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("empty").contains("no .txt file");
+    }
+
+    @Test
     void generateIsDeterministicForASeed() {
         Path m = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
         Run a = lathe("generate", m, "--prompt", "Call me", "-n", 12, "--temp", 0.9, "--seed", 7, "--json");
