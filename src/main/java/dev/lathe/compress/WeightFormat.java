@@ -77,7 +77,7 @@ public sealed interface WeightFormat {
      * Parses a type name: a GGUF type ({@code q4_0}, {@code Q4_K}, {@code f16}) or an integer format
      * {@code intB[-gG][-asym]} ({@code int4-g128}, {@code int8} = per channel, {@code int4-g32-asym}).
      */
-    static WeightFormat parse(String s) {
+    public static WeightFormat parse(String s) {
         String l = s.toLowerCase(Locale.ROOT);
         if (l.startsWith("int")) {
             String[] parts = l.split("-");
