@@ -85,6 +85,13 @@ def main():
     a = ap.parse_args()
 
     os.makedirs(a.work, exist_ok=True)
+    # a fixed copy of the jar, so editing the sources while the table runs changes nothing under it
+    if "LATHE_JAR" not in os.environ:
+        subprocess.run([LATHE, "--version"], check=True, stdout=subprocess.DEVNULL)
+        jar = os.path.join(a.work, "lathe.jar")
+        import shutil
+        shutil.copyfile(os.path.join(ROOT, "target", "lathe.jar"), jar)
+        os.environ["LATHE_JAR"] = jar
     log = os.path.join(a.work, "log.txt")
     llama = os.environ.get("LLAMA_CPP_BIN")
     calib = os.path.join(a.work, "calib.txt")

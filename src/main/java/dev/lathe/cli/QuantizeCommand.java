@@ -63,6 +63,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--act-order", description = "GPTQ: quantize columns by decreasing activation energy (int formats)")
     boolean actOrder;
 
+    @Option(names = "--rtn-head", description = "GPTQ: round the output head to nearest (with importance) instead of running GPTQ on it")
+    boolean rtnHead;
+
     @Option(names = "--awq-grid", defaultValue = "20", description = "AWQ: number of alpha values tried in [0,1) (default ${DEFAULT-VALUE})")
     int awqGrid;
 
@@ -80,7 +83,7 @@ final class QuantizeCommand implements Callable<Integer> {
         if (samples < 1) throw new LatheException("--samples must be >= 1");
         if (seqLen < 2) throw new LatheException("--seq-len must be >= 2");
         QuantizeJob.Options o = new QuantizeJob.Options(m, type, pure, calib, samples, seqLen, seed, imatrix,
-                new Gptq.Options(damp, blockSize, actOrder), awqGrid);
+                new Gptq.Options(damp, blockSize, actOrder), awqGrid, !rtnHead);
         QuantizeJob.Summary s;
         try (CliProgress bar = new CliProgress("quantize " + method, json)) {
             s = QuantizeJob.run(model, out, o, (stage, done, total, eta) -> bar.update(done, total, stage));

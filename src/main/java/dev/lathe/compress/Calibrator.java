@@ -42,7 +42,7 @@ public final class Calibrator {
         }
     }
 
-    /** Runs the recipe ({@code data} may be null for methods that need no calibration); returns the quantized weights by tensor name (tensors no modifier quantized are absent). */
+    /** Runs the recipe ({@code data} may be null for methods that need no calibration); returns the quantized weights by tensor name (tensors no modifier quantized are absent), and the norm vectors a modifier changed ({@link QuantizedWeight#isFloatVector}). */
     public static Map<String, QuantizedWeight> run(WeightSource src, CalibrationData data, QuantPlan plan, List<Modifier> recipe,
                                                    Options opt, Listener listener) {
         ModelConfig c = src.config();
@@ -82,6 +82,12 @@ public final class Calibrator {
             BlockWeights bw = BlockWeights.load(src, l);
             BlockContext ctx = new BlockContext(bw, x, samples, runner, plan, results, opt.pool(), tick);
             for (Modifier m : recipe) m.applyToBlock(ctx);
+            // norms a modifier changed (AWQ's folded scales) are written in place of the source's
+            for (String[] nv : new String[][]{{"attn_norm.weight", "a"}, {"ffn_norm.weight", "f"}}) {
+                String name = TensorNames.layer(l, nv[0]);
+                float[] now = nv[1].equals("a") ? bw.attnNorm : bw.ffnNorm;
+                if (!java.util.Arrays.equals(now, BlockWeights.vector(src, name, dim))) results.put(name, QuantizedWeight.f32(name, now));
+            }
             x = ctx.outputs();
             done[0] = (long) (l + 1) * Math.max(1, samples.size()) * passes;
             listener.update("calibrate", Math.min(done[0], total), total, 0);

@@ -36,6 +36,7 @@ public final class CompressedTensors {
         ModelConfig c = src.config();
         WeightFormat.Int fmt = null;
         for (QuantizedWeight q : results.values()) {
+            if (q.isFloatVector()) continue;
             if (!(q instanceof QuantizedWeight.Int qi)) throw new LatheException(q.name() + " is a GGUF block type; compressed-tensors output holds integer formats only");
             if (fmt != null && !fmt.equals(qi.format())) throw new LatheException("compressed-tensors output needs one integer format, got " + fmt + " and " + qi.format());
             fmt = qi.format();
@@ -56,9 +57,9 @@ public final class CompressedTensors {
             int heads = n.endsWith(".attn_q.weight") || n.endsWith(".attn_q.bias") ? c.nHeads()
                     : n.endsWith(".attn_k.weight") || n.endsWith(".attn_k.bias") ? c.nKvHeads() : 0;
             QuantizedWeight q = results.get(n);
-            if (q == null) {
+            if (q == null || q.isFloatVector()) {
                 var t = src.tensor(n);
-                float[] v = TensorOps.toFloats(t);
+                float[] v = q == null ? TensorOps.toFloats(t) : q.dequantize();
                 if (permute && heads > 0) v = permuteRows(v, t.dims() == 1 ? 1 : (int) t.cols(), heads, c.headDim());
                 float[] vv = v;
                 entries.add(new SafetensorsWriter.Entry(hf, "F32", t.shape(), out -> { for (float f : vv) out.f32(f); }));

@@ -50,9 +50,16 @@ public final class QuantizeJob {
      * @param pure      every tensor gets the base type (llama-quantize --pure)
      * @param calib     calibration text files or folders
      * @param imatrix   an imatrix file (method imatrix)
+     * @param gptqHead  GPTQ also on the output head (with the final-norm activations' Hessian); else the head
+     *                  is rounded to nearest with their importance
      */
     public record Options(Method method, String type, boolean pure, List<Path> calib, int samples, int seqLen, long seed,
-                          Path imatrix, Gptq.Options gptq, int awqGrid) {}
+                          Path imatrix, Gptq.Options gptq, int awqGrid, boolean gptqHead) {
+        public Options(Method method, String type, boolean pure, List<Path> calib, int samples, int seqLen, long seed,
+                       Path imatrix, Gptq.Options gptq, int awqGrid) {
+            this(method, type, pure, calib, samples, seqLen, seed, imatrix, gptq, awqGrid, true);
+        }
+    }
 
     public record Summary(Path output, String format, String plan, long bytes, double bitsPerWeight, long quantizedWeights,
                           Map<String, Integer> types, List<String> notes, int calibrationSamples, long calibrationTokens, double seconds) {}
@@ -85,7 +92,8 @@ public final class QuantizeJob {
                 case GPTQ, AWQ_GPTQ -> QuantizeModifier.Method.GPTQ;
             };
             if (o.method() == Method.AWQ || o.method() == Method.AWQ_GPTQ) recipe.add(new AwqModifier(o.awqGrid()));
-            recipe.add(new QuantizeModifier(qm, o.gptq(), im, o.imatrix() == null ? null : o.imatrix().toString()));
+            QuantizeModifier quant = new QuantizeModifier(qm, o.gptq(), im, o.imatrix() == null ? null : o.imatrix().toString());
+            recipe.add(o.gptqHead() ? quant.withGptqHead() : quant);
             Map<String, QuantizedWeight> res = Calibrator.run(src, data, plan, recipe, new Calibrator.Options(false, Parallel.common()), listener);
             String format;
             if (ints) {
@@ -105,6 +113,7 @@ public final class QuantizeJob {
             long qBytes = 0, qWeights = 0;
             Map<String, Integer> types = new TreeMap<>();
             for (QuantizedWeight q : res.values()) {
+                if (q.isFloatVector()) continue;
                 qBytes += q.bytes();
                 qWeights += (long) q.rows() * q.cols();
                 String tn = q instanceof QuantizedWeight.Gguf g ? g.type().name() : ((QuantizedWeight.Int) q).format().toString();

@@ -19,6 +19,21 @@ public sealed interface QuantizedWeight {
     /** Bytes of storage. */
     long bytes();
 
+    /**
+     * A float vector a modifier changed without quantizing it (AWQ folds its scales into the RMSNorm weights),
+     * stored as one F32 row: writers put it in place of the source's tensor.
+     */
+    static Gguf f32(String name, float[] v) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * v.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float f : v) b.putFloat(f);
+        return new Gguf(name, GgmlType.F32, 1, v.length, b.array());
+    }
+
+    /** True for a {@link #f32} vector (a changed float tensor, not a quantized weight). */
+    default boolean isFloatVector() {
+        return this instanceof Gguf g && g.type() == GgmlType.F32 && g.rows() == 1;
+    }
+
     /** GGUF block-type data: {@code rows} rows of {@code type.bytesFor(cols)} bytes. */
     record Gguf(String name, GgmlType type, int rows, int cols, byte[] data) implements QuantizedWeight {
         @Override

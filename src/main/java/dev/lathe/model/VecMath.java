@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,38 +25,9 @@ final class VecMath {
 
     private VecMath() {}
 
-    private static final int LANES = F.length();
-    // one constant shuffle per folding step: C2 intrinsifies rearrange only with a constant shuffle (a loop over
-    // an array of shuffles boxed every vector and ran about 40x slower, dominating small-model prefill)
-    private static final VectorShuffle<Float> FOLD1 = fold(LANES / 2), FOLD2 = fold(LANES / 4), FOLD3 = fold(LANES / 8),
-            FOLD4 = fold(LANES / 16);
-
-    private static VectorShuffle<Float> fold(int step) {
-        int st = Math.max(step, 1);
-        return VectorShuffle.fromOp(F, i -> (i + st) % LANES);
-    }
-
-    /**
-     * Sum of the lanes in a fixed pairwise order (lane i plus lane i + L/2, then + L/4, ...).
-     * {@code reduceLanes(ADD)} may sum in a different order once compiled than when interpreted, which makes
-     * the same computation give different bits over a run.
-     */
+    /** Sum of the lanes in a fixed pairwise order ({@link VectorKernels#sum}). */
     static float sum(FloatVector v) {
-        if (LANES > 16) return sumWide(v);
-        if (LANES >= 2) v = v.add(v.rearrange(FOLD1));
-        if (LANES >= 4) v = v.add(v.rearrange(FOLD2));
-        if (LANES >= 8) v = v.add(v.rearrange(FOLD3));
-        if (LANES >= 16) v = v.add(v.rearrange(FOLD4));
-        return v.lane(0);
-    }
-
-    /** The same pairwise order for vectors wider than 16 floats (scalable vector hardware). */
-    private static float sumWide(FloatVector v) {
-        float[] a = v.toArray();
-        for (int step = LANES / 2; step >= 1; step /= 2) {
-            for (int i = 0; i < step; i++) a[i] += a[i + step];
-        }
-        return a[0];
+        return VectorKernels.sum(v);
     }
 
     static FloatVector exp(FloatVector x) {

@@ -74,10 +74,10 @@ public interface ExpandedQ8Dot extends ActivationQuantizedCodec {
                     a10 = wh1.fma(xh0, wl1.fma(xl0, z)).fma(FloatVector.broadcast(fs, dw1 * dx0), a10);
                     a11 = wh1.fma(xh1, wl1.fma(xl1, z)).fma(FloatVector.broadcast(fs, dw1 * dx1), a11);
                 }
-                y[yOff + i * yStride + r] = a00.reduceLanes(VectorOperators.ADD);
-                y[yOff + (i + 1) * yStride + r] = a01.reduceLanes(VectorOperators.ADD);
-                y[yOff + i * yStride + r + 1] = a10.reduceLanes(VectorOperators.ADD);
-                y[yOff + (i + 1) * yStride + r + 1] = a11.reduceLanes(VectorOperators.ADD);
+                y[yOff + i * yStride + r] = VectorKernels.sum(a00);
+                y[yOff + (i + 1) * yStride + r] = VectorKernels.sum(a01);
+                y[yOff + i * yStride + r + 1] = VectorKernels.sum(a10);
+                y[yOff + (i + 1) * yStride + r + 1] = VectorKernels.sum(a11);
             }
             for (; i < xRows; i++) {
                 y[yOff + i * yStride + r] = dotVector(wf, w0, wd, e0, xf, xfOff + i * n, xd, xdOff + i * nb, nb);
@@ -98,7 +98,7 @@ public interface ExpandedQ8Dot extends ActivationQuantizedCodec {
             s = FloatVector.fromArray(fs, wf, w0 + o + 16).fma(FloatVector.fromArray(fs, xf, x0 + o + 16), s);
             acc = s.fma(FloatVector.broadcast(fs, wd[e0 + b] * xd[d0 + b]), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorKernels.sum(acc);
     }
 
     private static float dotScalar(float[] wf, int w0, float[] wd, int e0, float[] xf, int x0, float[] xd, int d0, int nb) {

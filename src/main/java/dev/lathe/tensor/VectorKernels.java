@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -18,6 +19,53 @@ public final class VectorKernels {
 
     private VectorKernels() {}
 
+    // one constant shuffle per folding step and width: C2 intrinsifies rearrange only with a constant shuffle
+    private static final VectorShuffle<Float> F16_8 = fold(FloatVector.SPECIES_512, 8), F16_4 = fold(FloatVector.SPECIES_512, 4),
+            F16_2 = fold(FloatVector.SPECIES_512, 2), F16_1 = fold(FloatVector.SPECIES_512, 1);
+    private static final VectorShuffle<Float> F8_4 = fold(FloatVector.SPECIES_256, 4), F8_2 = fold(FloatVector.SPECIES_256, 2),
+            F8_1 = fold(FloatVector.SPECIES_256, 1);
+    private static final VectorShuffle<Float> F4_2 = fold(FloatVector.SPECIES_128, 2), F4_1 = fold(FloatVector.SPECIES_128, 1);
+
+    private static VectorShuffle<Float> fold(VectorSpecies<Float> s, int step) {
+        int n = s.length();
+        return VectorShuffle.fromOp(s, i -> (i + step) % n);
+    }
+
+    /**
+     * Sum of the lanes in a fixed pairwise order (lane i plus lane i + L/2, then + L/4, ...). {@code
+     * reduceLanes(ADD)} leaves the order open, and the interpreter, C1 and C2 do differ, so the same
+     * computation gave different bits over a run (GPTQ's Hessians, and so its output, changed from run to run).
+     */
+    public static float sum(FloatVector v) {
+        switch (v.length()) {
+            case 16 -> {
+                v = v.add(v.rearrange(F16_8));
+                v = v.add(v.rearrange(F16_4));
+                v = v.add(v.rearrange(F16_2));
+                v = v.add(v.rearrange(F16_1));
+                return v.lane(0);
+            }
+            case 8 -> {
+                v = v.add(v.rearrange(F8_4));
+                v = v.add(v.rearrange(F8_2));
+                v = v.add(v.rearrange(F8_1));
+                return v.lane(0);
+            }
+            case 4 -> {
+                v = v.add(v.rearrange(F4_2));
+                v = v.add(v.rearrange(F4_1));
+                return v.lane(0);
+            }
+            default -> {
+                float[] a = v.toArray();
+                for (int step = a.length / 2; step >= 1; step /= 2) {
+                    for (int i = 0; i < step; i++) a[i] += a[i + step];
+                }
+                return a[0];
+            }
+        }
+    }
+
     public static float dotF32(MemorySegment w, long offset, float[] x, int xOff, int n) {
         int i = 0;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
@@ -26,7 +74,7 @@ public final class VectorKernels {
             acc0 = FloatVector.fromMemorySegment(F, w, offset + 4L * i, LE).fma(FloatVector.fromArray(F, x, xOff + i), acc0);
             acc1 = FloatVector.fromMemorySegment(F, w, offset + 4L * (i + L), LE).fma(FloatVector.fromArray(F, x, xOff + i + L), acc1);
         }
-        float s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float s = sum(acc0.add(acc1));
         for (; i < n; i++) s += w.get(Tensor.F32_LE, offset + 4L * i) * x[xOff + i];
         return s;
     }
@@ -39,7 +87,7 @@ public final class VectorKernels {
             acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
             acc1 = FloatVector.fromArray(F, a, aOff + i + L).fma(FloatVector.fromArray(F, b, bOff + i + L), acc1);
         }
-        float s = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float s = sum(acc0.add(acc1));
         for (; i < n; i++) s += a[aOff + i] * b[bOff + i];
         return s;
     }
@@ -53,7 +101,7 @@ public final class VectorKernels {
             IntVector iv = (IntVector) h.convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
             acc = halfToFloat(iv).fma(FloatVector.fromArray(F, x, xOff + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) s += Float.float16ToFloat(w.get(Tensor.I16_LE, offset + 2L * i)) * x[xOff + i];
         return s;
     }
@@ -80,7 +128,7 @@ public final class VectorKernels {
             FloatVector wf = iv.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             acc = wf.fma(FloatVector.fromArray(F, x, xOff + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) s += Float16.bf16ToFloat(w.get(Tensor.I16_LE, offset + 2L * i)) * x[xOff + i];
         return s;
     }

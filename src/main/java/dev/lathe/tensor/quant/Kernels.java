@@ -144,7 +144,7 @@ final class Kernels {
     }
 
     static float sum(FloatVector acc) {
-        return acc.reduceLanes(VectorOperators.ADD);
+        return dev.lathe.tensor.VectorKernels.sum(acc);
     }
 
     private static final jdk.incubator.vector.VectorSpecies<Long> L128 = jdk.incubator.vector.LongVector.SPECIES_128;
