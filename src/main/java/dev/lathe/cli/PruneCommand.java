@@ -143,13 +143,18 @@ final class PruneCommand implements Callable<Integer> {
         SparseGpt.Options sgo = new SparseGpt.Options(damp, blockSize);
         boolean gguf = out.toString().toLowerCase(Locale.ROOT).endsWith(".gguf");
         boolean quantize = type != null;
-        boolean intType = false;
+        boolean intType = false, int8Sparse = false;
         if (quantize) {
             if (m != PruneJob.Method.SPARSEGPT) throw new LatheException("--type (joint quantization) needs --method sparsegpt; quantize a pruned model with 'lathe quantize'");
             intType = !QuantPlan.isLlamaCppType(type) && WeightFormat.parse(type) instanceof WeightFormat.Int; // unknown types throw here
-            if (format != null || dtype != null) throw new LatheException("--format and --dtype do not apply with --type (the output holds the quantized weights)");
             if (intType && gguf) throw new LatheException("--type " + type + " writes a compressed-tensors folder; OUT must not be a .gguf file");
-            if (!intType && !gguf) throw new LatheException("--type " + type + " writes GGUF; OUT must end in .gguf");
+            if (!intType && !gguf) {
+                // the sparse layout holds int8 values with a scale per 32 columns: exactly Q8_0's grid
+                if (!type.equalsIgnoreCase("Q8_0")) throw new LatheException("--type " + type + " writes GGUF; OUT must end in .gguf (an HF folder OUT holds the sparse layout with int8 values: --type Q8_0)");
+                int8Sparse = true;
+            }
+            if (!int8Sparse && (format != null || dtype != null)) throw new LatheException("--format and --dtype do not apply with --type " + type + " (the output holds the quantized weights)");
+            if (int8Sparse && format != null && format.equalsIgnoreCase("dense")) throw new LatheException("--type Q8_0 into a folder writes the sparse layout with int8 values; --format must be bitmask or nm");
         }
         String fmtName = format != null ? format.toLowerCase(Locale.ROOT) : gguf ? "dense" : p.isNm() && p.n() == 2 && p.m() == 4 ? "nm" : "bitmask";
         SparseSafetensors.Format fmt = switch (fmtName) {
@@ -205,7 +210,9 @@ final class PruneCommand implements Callable<Integer> {
             for (String n : src.tensorNames()) bytesBefore += src.tensor(n).data().byteSize();
             String structure = p.isNm() ? p.n() + ":" + p.m() : "unstructured";
             long written;
-            if (quantize) {
+            if (int8Sparse) {
+                written = SparseSafetensors.write(r.source(), out, fmt, dt, true, structure, (stage, done, total) -> bar.update(done, total, stage));
+            } else if (quantize) {
                 Map<String, GgufValue> extra = new LinkedHashMap<>();
                 extra.put("lathe.prune.method", GgufValue.string(m.name().toLowerCase(Locale.ROOT)));
                 extra.put("lathe.prune.pattern", GgufValue.string(structure));
@@ -224,9 +231,9 @@ final class PruneCommand implements Callable<Integer> {
             o.put("pattern", structure);
             if (m != PruneJob.Method.SPARSEGPT) o.put("scope", sc.name().toLowerCase(Locale.ROOT));
             o.put("allocation", alloc.name().toLowerCase(Locale.ROOT));
-            o.put("format", quantize ? (intType ? "compressed-tensors" : "gguf") : gguf ? "gguf-dense" : fmtName);
+            o.put("format", int8Sparse ? fmtName + "-int8" : quantize ? (intType ? "compressed-tensors" : "gguf") : gguf ? "gguf-dense" : fmtName);
             if (quantize) o.put("type", pr.plan().name());
-            else o.put("dtype", dt.name());
+            if (!quantize || int8Sparse) o.put("dtype", dt.name());
             o.put("target_sparsity", p.sparsity());
             o.put("sparsity", r.sparsity());
             if (pr != null) {
@@ -249,6 +256,11 @@ final class PruneCommand implements Callable<Integer> {
                 long qb = 0;
                 for (ModelPruner.TensorStat s : r.stats()) qb += pr.quantized().get(s.name()).bytes();
                 o.put("matrix_bytes_quantized", qb);
+                if (int8Sparse) {
+                    long sb = 0;
+                    for (ModelPruner.TensorStat s : r.stats()) sb += SparseMatrix.encode(r.source().weights(s.name()), (int) s.rows(), (int) s.cols(), ValueType.Q8).storageBytes();
+                    o.put("matrix_bytes_sparse", sb);
+                }
             } else {
                 // bytes of the pruned matrices alone, dense in the output type vs as the engine holds them sparse
                 long mDense = 0, mSparse = 0;

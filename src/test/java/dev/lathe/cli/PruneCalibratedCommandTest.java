@@ -128,6 +128,47 @@ class PruneCalibratedCommandTest {
     }
 
     @Test
+    void jointQ8IntoAFolderIsTheSparseLayoutWithInt8Values(@TempDir Path dir) {
+        Path model = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        Path folder = dir.resolve("s8"), gguf = dir.resolve("q8.gguf"), nm = dir.resolve("s24");
+        Object[] common = {"--method", "sparsegpt", "--type", "Q8_0", "--calib", calib(), "--samples", 8, "--seq-len", 128, "--json"};
+        MainTest.Run r = MainTest.lathe(concat(new Object[]{"prune", model, "--sparsity", 0.5, "-o", folder}, common));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("format").asText()).isEqualTo("bitmask-int8");
+        assertThat(r.json().get("matrix_bytes_sparse").asLong()).isLessThan(r.json().get("matrix_bytes_quantized").asLong());
+        r = MainTest.lathe(concat(new Object[]{"prune", model, "--sparsity", 0.5, "-o", gguf}, common));
+        assertThat(r.code()).as(r.err()).isZero();
+        try (dev.lathe.prune.SparseSource sp = dev.lathe.prune.SparseSource.open(folder); GgufFile g = GgufFile.open(gguf)) {
+            for (String n : new String[]{"blk.0.ffn_down.weight", "blk.1.ffn_up.weight", "blk.1.attn_output.weight"}) {
+                dev.lathe.prune.SparseMatrix m = sp.sparse(n).orElseThrow();
+                assertThat(m.valueType()).isEqualTo(dev.lathe.prune.ValueType.Q8);
+                // the Q8_0 grid is the int8 layout's grid: stored exactly
+                assertThat(m.toDense()).as(n).isEqualTo(dev.lathe.tensor.TensorOps.toFloats(g.tensor(n)));
+            }
+            assertThat(dev.lathe.model.LlamaModel.load(sp).layer(1).down()).isInstanceOf(dev.lathe.prune.SparseLinear.class);
+        }
+        MainTest.Run e = MainTest.lathe("eval", folder, "--text", calib(), "--ctx", 128, "--chunks", 4, "--json");
+        assertThat(e.code()).as(e.err()).isZero();
+        MainTest.Run eg = MainTest.lathe("eval", gguf, "--text", calib(), "--ctx", 128, "--chunks", 4, "--json");
+        // the GGUF's embedding and head are Q8_0 too, the folder's are F32
+        assertThat(e.json().get("ppl").asDouble()).isCloseTo(eg.json().get("ppl").asDouble(), org.assertj.core.data.Percentage.withPercentage(1));
+        r = MainTest.lathe(concat(new Object[]{"prune", model, "--pattern", "2:4", "-o", nm}, common));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("format").asText()).isEqualTo("nm-int8");
+        try (dev.lathe.prune.SparseSource sp = dev.lathe.prune.SparseSource.open(nm)) {
+            assertThat(sp.format()).isEqualTo(dev.lathe.prune.SparseSafetensors.SPARSE24);
+            float[] w = sp.sparse("blk.0.ffn_gate.weight").orElseThrow().toDense();
+            assertThat(dev.lathe.prune.Pruner.satisfiesNm(w, 256, 2, 4)).isTrue();
+        }
+    }
+
+    static Object[] concat(Object[] a, Object[] b) {
+        Object[] c = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    @Test
     void badInputExitsTwoWithOneLineAndWritesNothing(@TempDir Path dir, @TempDir Path inputs) throws Exception {
         Path model = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
         Path few = inputs.resolve("few.txt");
@@ -167,6 +208,7 @@ class PruneCalibratedCommandTest {
                 {"prune", model, "--method", "sparsegpt", "--pattern", "2:4", "--allocation", "owl", "--calib", c, "-o", out},
                 {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--allocation", "wolf", "--calib", c, "-o", out},
                 {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--type", "Q4_K", "--calib", c, "-o", folder},
+                {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--type", "Q8_0", "--format", "dense", "--calib", c, "-o", folder},
                 {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--type", "int4-g128", "--calib", c, "-o", out},
                 {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--scope", "row", "--calib", c, "-o", out},
                 {"prune", model, "--method", "sparsegpt", "--sparsity", "0.5", "--damp", "-1", "--calib", c, "-o", out},
