@@ -25,7 +25,10 @@ final class LoadedModel implements AutoCloseable {
 
     static LoadedModel open(Path path, int threads) {
         if (threads > 0) Parallel.setCommonThreads(threads);
-        WeightSource src = ModelLoader.open(path);
+        // a compressed-tensors sparse folder (lathe prune) runs on the sparse kernels
+        String sf = java.nio.file.Files.isDirectory(path) ? dev.lathe.prune.SparseSource.sparseFormat(path) : null;
+        boolean sparse = dev.lathe.prune.SparseSafetensors.BITMASK.equals(sf) || dev.lathe.prune.SparseSafetensors.SPARSE24.equals(sf);
+        WeightSource src = sparse ? dev.lathe.prune.SparseSource.open(path) : ModelLoader.open(path);
         try {
             ModelLoader.checkTensors(src);
             LlamaModel m = LlamaModel.load(src);

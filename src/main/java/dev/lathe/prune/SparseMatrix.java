@@ -145,6 +145,12 @@ public final class SparseMatrix {
         return new SparseMatrix(rows, cols, vt, mask, rowStart, f, h, null, null, countNonZero(vt, f, h, null, stored));
     }
 
+    /** Builds from stored int8 parts: {@code q} (padded by {@link SparseKernels#L}) and F16 scales per {@value SparseKernels#Q8_GROUP} columns. */
+    static SparseMatrix ofQ8Parts(int rows, int cols, long[] mask, int[] rowStart, byte[] q, short[] scales) {
+        int stored = rowStart[rows];
+        return new SparseMatrix(rows, cols, ValueType.Q8, mask, rowStart, null, null, q, scales, countNonZero(ValueType.Q8, null, null, q, stored));
+    }
+
     private static long countNonZero(ValueType vt, float[] f, short[] h, byte[] q, int stored) {
         long nz = 0;
         for (int i = 0; i < stored; i++) {

@@ -62,6 +62,18 @@ public final class SparseSafetensors {
      * {@code structure} is "unstructured" or "N:M". Returns the bytes written.
      */
     public static long write(ModelPruner.PrunedSource pruned, Path out, Format format, GgmlType dtype, String structure, Progress progress) {
+        return write(pruned, out, format, dtype, false, structure, progress);
+    }
+
+    /**
+     * As above; with {@code int8} the pruned matrices' kept values are stored as int8 with one F16 scale per 32
+     * columns of a row ({@code P.compressed} I8, {@code P.weight_scale} F16 [rows, cols/32]; scale = max|w|/127
+     * of the 32 columns, as Q8_0), which {@link SparseSource} runs on the {@link ValueType#Q8} kernels. Weights
+     * already on the Q8_0 grid (SparseGPT with {@code --type Q8_0}) are stored exactly. Lathe's layout:
+     * compressed-tensors composes int8 quantization and sparsity differently. Other tensors are in {@code dtype}.
+     */
+    public static long write(ModelPruner.PrunedSource pruned, Path out, Format format, GgmlType dtype, boolean int8, String structure, Progress progress) {
+        if (int8 && format == Format.DENSE) throw new LatheException("int8 values need a sparse format (bitmask or nm)");
         checkOutput(out);
         Path parent = out.toAbsolutePath().getParent();
         Path dense = null, sparse = null;
@@ -69,11 +81,12 @@ public final class SparseSafetensors {
             Files.createDirectories(parent);
             dense = Files.createTempDirectory(parent, "." + out.getFileName() + ".dense-");
             // the dense HF export handles row permutation of GGUF Q/K, tokenizer files and config.json
-            Converter.toHf(pruned, dense, dtype, Long.MAX_VALUE, progress);
+            // (int8: exported in F32 so that the values are exact before they are encoded, the rest converted on the way)
+            Converter.toHf(pruned, dense, int8 ? GgmlType.F32 : dtype, Long.MAX_VALUE, progress);
             Path result = dense;
             if (format != Format.DENSE) {
                 sparse = Files.createTempDirectory(parent, "." + out.getFileName() + ".sparse-");
-                writeSparse(dense, sparse, pruned.prunedNames(), format, structure, progress);
+                writeSparse(dense, sparse, pruned.prunedNames(), format, structure, int8 ? dtype : null, progress);
                 deleteTree(dense);
                 dense = null;
                 result = sparse;
@@ -90,7 +103,9 @@ public final class SparseSafetensors {
         }
     }
 
-    private static void writeSparse(Path denseFolder, Path outFolder, Set<String> prunedNames, Format format, String structure, Progress progress) throws IOException {
+    /** {@code int8Rest}: non-null for int8 values; the (F32) dense tensors are then converted to this type. */
+    private static void writeSparse(Path denseFolder, Path outFolder, Set<String> prunedNames, Format format, String structure, GgmlType int8Rest,
+                                    Progress progress) throws IOException {
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         long zeros = 0, total = 0;
         List<String> ignore = new ArrayList<>();
@@ -99,7 +114,13 @@ public final class SparseSafetensors {
                 String hf = src.hfName(c);
                 Tensor t = src.tensor(c);
                 if (!prunedNames.contains(c)) {
-                    entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(t.type()), t.shape(), o -> o.segment(t.data())));
+                    if (int8Rest != null && t.type() == GgmlType.F32 && int8Rest != GgmlType.F32) {
+                        entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(int8Rest), t.shape(), o -> {
+                            for (float v : TensorOps.toFloats(t)) o.i16(int8Rest == GgmlType.F16 ? Float.floatToFloat16(v) : SparseMatrix.toBf16(v));
+                        }));
+                    } else {
+                        entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(t.type()), t.shape(), o -> o.segment(t.data())));
+                    }
                     if (t.dims() == 2) ignore.add(hf.endsWith(".weight") ? hf.substring(0, hf.length() - 7) : hf);
                     continue;
                 }
@@ -147,6 +168,13 @@ public final class SparseSafetensors {
                 for (float v : w) if (v == 0f) zeros++;
                 total += w.length;
                 final int n = count;
+                if (int8Rest != null) {
+                    addInt8(entries, prefix, w, rows, cols, idx, n, is24 ? new long[]{rows, cols / 2} : new long[]{n}, denseFolder, hf);
+                    entries.add(new SafetensorsWriter.Entry(prefix + ".bitmask", "U8", new long[]{rows, bytesPerRow}, o -> o.bytes(bitmask)));
+                    entries.add(new SafetensorsWriter.Entry(prefix + ".shape", "I32", new long[]{2}, o -> o.bytes(ints(rows, cols))));
+                    if (!is24) entries.add(new SafetensorsWriter.Entry(prefix + ".row_offsets", "I64", new long[]{rows}, o -> o.bytes(longs(rowOffsets))));
+                    continue;
+                }
                 GgmlType vt = t.type();
                 String dt = SafetensorsWriter.dtypeOf(vt);
                 long[] valShape = is24 ? new long[]{rows, cols / 2} : new long[]{n};
@@ -180,6 +208,10 @@ public final class SparseSafetensors {
             sc.put("registry_requires_subclass", false);
             sc.put("sparsity_structure", format == Format.NM ? structure : "unstructured");
             sc.putArray("targets").add("Linear");
+            if (int8Rest != null) {
+                sc.put("lathe_value_type", "int8-g32");
+                if (cfg.has("torch_dtype")) cfg.put("torch_dtype", int8Rest == GgmlType.F16 ? "float16" : int8Rest == GgmlType.BF16 ? "bfloat16" : "float32");
+            }
             var ig = sc.putArray("ignore");
             ignore.stream().filter(s -> !s.equals("model.embed_tokens")).forEach(ig::add);
             HfFolderWriter.writeWeights(outFolder, entries, Long.MAX_VALUE, Map.of("format", "pt"), progress);
@@ -192,6 +224,32 @@ public final class SparseSafetensors {
                 Files.copy(p, outFolder.resolve(n));
             }
         }
+    }
+
+    /** The kept values {@code w[idx[0..n)]} as int8 with an F16 scale per 32 columns of a row (Q8_0's scale rule). */
+    private static void addInt8(List<SafetensorsWriter.Entry> entries, String prefix, float[] w, int rows, int cols, int[] idx, int n, long[] shape,
+                                Path folder, String hf) {
+        int g = SparseKernels.Q8_GROUP;
+        if (cols % g != 0) throw new LatheException(folder, "'" + hf + "': int8 sparse values need a row length divisible by " + g + ", got " + cols);
+        int ng = cols / g;
+        short[] sc = new short[rows * ng];
+        float[] inv = new float[rows * ng];
+        for (int r = 0; r < rows; r++) {
+            for (int k = 0; k < ng; k++) {
+                float amax = 0;
+                for (int c = k * g; c < (k + 1) * g; c++) amax = Math.max(amax, Math.abs(w[r * cols + c]));
+                sc[r * ng + k] = Float.floatToFloat16(amax / 127f);
+                float d = Float.float16ToFloat(sc[r * ng + k]);
+                inv[r * ng + k] = d == 0 ? 0 : 1f / d;
+            }
+        }
+        byte[] q = new byte[n];
+        for (int i = 0; i < n; i++) {
+            int r = idx[i] / cols, c = idx[i] % cols;
+            q[i] = (byte) Math.max(-127, Math.min(127, Math.round(w[idx[i]] * inv[r * ng + c / g])));
+        }
+        entries.add(new SafetensorsWriter.Entry(prefix + ".compressed", "I8", shape, o -> o.bytes(q)));
+        entries.add(new SafetensorsWriter.Entry(prefix + ".weight_scale", "F16", new long[]{rows, ng}, o -> { for (short v : sc) o.i16(v); }));
     }
 
     private static byte[] ints(int... v) {

@@ -183,7 +183,29 @@ public final class SparseSource implements WeightSource {
                     if (exp == (t == GgmlType.F16 ? 0x1f : 0xff)) throw new LatheException(p, "'" + prefix + ".compressed' holds a non-finite value");
                 }
             }
-            default -> throw new LatheException(p, "'" + prefix + ".compressed' has dtype " + t + " (F32, F16, BF16 are supported)");
+            case I8 -> {
+                // Lathe's int8 values: one F16 scale per 32 columns of a row in <module>.weight_scale
+                int g = SparseKernels.Q8_GROUP;
+                if (cols % g != 0) throw new LatheException(p, "'" + prefix + ".compressed' is int8 but the row length " + cols + " is not a multiple of " + g);
+                if (!f.has(prefix + ".weight_scale")) throw new LatheException(p, "missing tensor '" + prefix + ".weight_scale' (scales of the int8 values)");
+                SafetensorsFile.Entry se = f.entry(prefix + ".weight_scale");
+                if (!se.dtype().equals("F16") || !java.util.Arrays.equals(se.shape(), new long[]{rows, cols / g})) {
+                    throw new LatheException(p, "'" + prefix + ".weight_scale' must be F16 [" + rows + ", " + cols / g + "], got " + se.dtype() + " " + java.util.Arrays.toString(se.shape()));
+                }
+                Tensor st = f.tensor(prefix + ".weight_scale");
+                short[] sc = new short[rows * (cols / g)];
+                for (int i = 0; i < sc.length; i++) {
+                    sc[i] = st.data().get(Tensor.I16_LE, 2L * i);
+                    if (((sc[i] >>> 10) & 0x1f) == 0x1f) throw new LatheException(p, "'" + prefix + ".weight_scale' holds a non-finite value");
+                }
+                byte[] q = new byte[(int) count + pad];
+                for (int i = 0; i < count; i++) {
+                    q[i] = vals.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
+                    if (q[i] == -128) throw new LatheException(p, "'" + prefix + ".compressed' holds -128 (int8 values are in [-127, 127])");
+                }
+                return SparseMatrix.ofQ8Parts(rows, cols, mask, rowStart, q, sc);
+            }
+            default -> throw new LatheException(p, "'" + prefix + ".compressed' has dtype " + t + " (F32, F16, BF16, I8 are supported)");
         }
         return SparseMatrix.ofParts(rows, cols, vt, mask, rowStart, fl, h);
     }
@@ -199,6 +221,13 @@ public final class SparseSource implements WeightSource {
             SparseMatrix m = sparse.get(t.name());
             return m != null ? new SparseLinear(m, pool, t.name()) : Linears.of(t, pool);
         };
+    }
+
+    /** The engine asks the source for its layers: compressed matrices run on the sparse kernels. */
+    @Override
+    public dev.lathe.model.Linear linear(String canonicalName, Parallel pool) {
+        SparseMatrix m = sparse.get(canonicalName);
+        return m != null ? new SparseLinear(m, pool, canonicalName) : base.linear(canonicalName, pool);
     }
 
     /** The stored sparse matrix of a compressed weight, if it is one. */
