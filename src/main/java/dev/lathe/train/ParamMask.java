@@ -46,6 +46,22 @@ public final class ParamMask {
         return new ParamMask(keep.length, b);
     }
 
+    /**
+     * Masks for the 2-D parameters (weight matrices, embedding, head) of {@code model} whose fraction of exact
+     * zeros is at least {@code minSparsity} (&gt; 0): each holds its current zeros at zero. Norms and biases are
+     * never masked. Keys in parameter order.
+     */
+    public static java.util.Map<String, ParamMask> ofZeros(TrainModel model, double minSparsity) {
+        if (!(minSparsity > 0 && minSparsity <= 1)) throw new IllegalArgumentException("minimum sparsity " + minSparsity + " not in (0, 1]");
+        java.util.Map<String, ParamMask> out = new java.util.LinkedHashMap<>();
+        for (TrainModel.Param p : model.params()) {
+            if (p.shape().length != 2 || p.size() == 0) continue;
+            ParamMask m = ofNonZeros(p.data());
+            if (m.sparsity() >= minSparsity) out.put(p.name(), m);
+        }
+        return out;
+    }
+
     /** Number of elements. */
     public int size() {
         return size;
