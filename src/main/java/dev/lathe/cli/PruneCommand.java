@@ -75,6 +75,9 @@ final class PruneCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
+    @picocli.CommandLine.Mixin
+    IterativePruneOptions iterative = new IterativePruneOptions();
+
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
@@ -107,6 +110,7 @@ final class PruneCommand implements Callable<Integer> {
         }
         if (m == ModelPruner.Method.WANDA && norms == null) throw new LatheException("--method wanda needs --norms (per-column input norms from a calibration run)");
         if (m == ModelPruner.Method.MAGNITUDE && norms != null) throw new LatheException("--norms is only used by --method wanda");
+        iterative.check(p, m);
         if (gguf) {
             if (Files.isDirectory(out)) throw new LatheException(out, "output is a folder, not a .gguf file");
         } else {
@@ -133,7 +137,8 @@ final class PruneCommand implements Callable<Integer> {
             }
             long bytesBefore = 0;
             for (String n : src.tensorNames()) bytesBefore += src.tensor(n).data().byteSize();
-            ModelPruner.Result r = ModelPruner.prune(src, opts, (stage, done, total) -> bar.update(done, total, stage));
+            ModelPruner.Result r = iterative.active() ? iterative.run(src, opts, json, o)
+                    : ModelPruner.prune(src, opts, (stage, done, total) -> bar.update(done, total, stage));
             String structure = p.isNm() ? p.n() + ":" + p.m() : "unstructured";
             long written;
             if (gguf) {
