@@ -168,6 +168,20 @@ class MaskedTrainingTest {
     }
 
     @Test
+    void masksFromZerosOnlyForMatricesAboveTheThreshold() {
+        TrainModel m = TrainModel.init(TINY, 4, true);
+        float[] q = m.param("blk.0.attn_q.weight").data(), k = m.param("blk.1.ffn_up.weight").data();
+        for (int i = 0; i < q.length; i += 2) q[i] = 0f;  // 50 %
+        k[5] = 0f;                                        // one zero
+        m.param("blk.0.attn_norm.weight").data()[0] = 0f; // norms are never masked
+        Map<String, ParamMask> half = ParamMask.ofZeros(m, 0.01);
+        assertThat(half.keySet()).containsExactly("blk.0.attn_q.weight");
+        assertThat(half.get("blk.0.attn_q.weight").sparsity()).isEqualTo(0.5);
+        assertThat(ParamMask.ofZeros(m, Double.MIN_VALUE).keySet()).containsExactly("blk.0.attn_q.weight", "blk.1.ffn_up.weight");
+        assertThatThrownBy(() -> ParamMask.ofZeros(m, 0)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
     void badMasksAreRejected() {
         Trainer t = new Trainer(TrainModel.init(TINY, 1, true), cfg().build(), new CrossEntropyLoss(), TOKENS, null, 0);
         assertThatThrownBy(() -> t.setMasks(Map.of("blk.0.attn_q.weight", ParamMask.allFree(3))))
