@@ -11,7 +11,8 @@ import java.io.PrintWriter;
         description = "Make LLaMA-family language models small and fast: load, compress, evaluate, save.",
         subcommands = {InspectCommand.class, GenerateCommand.class, EvalCommand.class, ConvertCommand.class,
                 BenchCommand.class, SynthCommand.class, TrainTokenizerCommand.class, TrainCommand.class,
-                QuantizeCommand.class, ImatrixCommand.class, SensitivityCommand.class, PruneCommand.class, CommandLine.HelpCommand.class})
+                QuantizeCommand.class, ImatrixCommand.class, SensitivityCommand.class, PruneCommand.class, FinetuneCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @Override

@@ -113,6 +113,9 @@ final class PruneCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
+    @picocli.CommandLine.Mixin
+    IterativePruneOptions iterative = new IterativePruneOptions();
+
     @Override
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
@@ -167,6 +170,10 @@ final class PruneCommand implements Callable<Integer> {
         if (fmt == SparseSafetensors.Format.NM && !(p.isNm() && p.n() == 2 && p.m() == 4)) {
             throw new LatheException("--format nm writes compressed-tensors sparse-24-bitmask and needs --pattern 2:4 (other patterns: --format bitmask)");
         }
+        if (iterative.active() && calibrated) {
+            throw new LatheException("--iterative / --recover-steps work with magnitude pruning or wanda with --norms (no calibration pass per round)");
+        }
+        iterative.check(p, m == PruneJob.Method.WANDA ? ModelPruner.Method.WANDA : ModelPruner.Method.MAGNITUDE);
         if (gguf) {
             if (Files.isDirectory(out)) throw new LatheException(out, "output is a folder, not a .gguf file");
         } else {
@@ -200,7 +207,8 @@ final class PruneCommand implements Callable<Integer> {
                 ModelPruner.Method mm = m == PruneJob.Method.WANDA ? ModelPruner.Method.WANDA : ModelPruner.Method.MAGNITUDE;
                 ModelPruner.Options opts = new ModelPruner.Options(mm, p, sc, pruneEmbeddings, pruneHead, tensors, colNorms);
                 targets = ModelPruner.targets(src, opts); // checks names, shapes and the pattern before the work
-                r = ModelPruner.prune(src, opts, (stage, done, total) -> bar.update(done, total, stage));
+                r = iterative.active() ? iterative.run(src, opts, json, o)
+                        : ModelPruner.prune(src, opts, (stage, done, total) -> bar.update(done, total, stage));
             }
             if (dt == null) {
                 GgmlType t = src.tensor(targets.get(0)).type();

@@ -397,7 +397,7 @@ final class TrainCommand implements Callable<Integer> {
 
     /**
      * Token streams: each file is one document {@code [BOS] text [EOS]}; its last {@code fraction} of text
-     * (cut at a line break) goes to validation as a document of its own. Cached in {@code cache}.
+     * (cut at a line break) goes to validation as a document of its own. Cached in {@code cache} (null: no cache).
      */
     static TokenData tokenData(TextCorpus corpus, Tokenizer tok, double fraction, Path cache) {
         TextEncoder enc = encoder(tok);
@@ -411,7 +411,7 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         String fingerprint = fp.toString();
-        if (Files.isRegularFile(cache)) {
+        if (cache != null && Files.isRegularFile(cache)) {
             TokenData d = TokenData.readCache(cache, fingerprint);
             if (d != null) return d;
         }
@@ -446,7 +446,7 @@ final class TrainCommand implements Callable<Integer> {
         });
         if (docs[0] == 0) throw new LatheException(corpus.files().get(0), "the corpus holds no text");
         TokenData td = new TokenData(tr.toArray(), va.toArray(), bytes[0], bytes[1], docs[0], docs[1]);
-        td.writeCache(cache, fingerprint);
+        if (cache != null) td.writeCache(cache, fingerprint);
         return td;
     }
 

@@ -21,6 +21,10 @@
  *   sparse-24-bitmask, values F32/F16/BF16 or int8 with F16 scales per 32 columns, Lathe's layout for weights on
  *   the Q8_0 grid); {@link dev.lathe.prune.SparseSource} reads the sparse ones and runs them on
  *   {@link dev.lathe.prune.SparseLinear} (the CLI's eval, generate and bench open such folders).</li>
+ *   <li>{@link dev.lathe.prune.IterativePruner}: gradual magnitude pruning (cubic schedule of Zhu &amp; Gupta 2017,
+ *   or linear) with recovery fine-tuning after every round, the pruned weights held at zero by
+ *   {@link dev.lathe.train.ParamMask}s; one round = one-shot pruning + recovery (any method or N:M pattern).
+ *   {@link dev.lathe.prune.PrunedWeights} wraps weights pruned elsewhere for the writers.</li>
  * </ul>
  * llama.cpp (GGUF) gets the dense export: it has no sparse tensor type, so the zeros cost the same bytes and
  * time as any other weight; a pruned model only becomes smaller there after quantization (SparseGPT with

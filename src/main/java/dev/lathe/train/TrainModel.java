@@ -169,6 +169,10 @@ public final class TrainModel {
         return p;
     }
 
+    public boolean hasParam(String name) {
+        return byName.containsKey(name);
+    }
+
     public long parameterCount() {
         long n = 0;
         for (Param p : params) n += p.size();

@@ -5,6 +5,7 @@ import dev.lathe.LatheException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,6 +15,10 @@ import java.util.Map;
  * clipping, AdamW with a warm-up + cosine schedule, periodic validation (loss and bits per byte) and
  * checkpoints, resume. A non-finite loss or gradient norm stops training with a {@link LatheException};
  * the last checkpoint written stays as it was.
+ *
+ * <p>Optional {@link ParamMask}s ({@link #setMasks}) hold chosen parameter elements at exactly zero: their
+ * gradients are zeroed before clipping (so the clipping norm only counts trainable elements) and the weights
+ * are zeroed again after every optimizer step. Masks are saved in checkpoints and restored on resume.
  */
 public final class Trainer {
     private final TrainModel model;
@@ -27,6 +32,9 @@ public final class Trainer {
     private long step;
     private Path lastCheckpoint;
     private long lastCheckpointStep = -1;
+    private ParamMask[] masks; // aligned with model.params(); null entries train freely; null array: no masks
+    private final Map<String, String> extraInfo = new LinkedHashMap<>();
+    private static final String MASK_PREFIX = "mask/";
 
     /**
      * @param validation      validation token stream (null: none)
@@ -78,9 +86,78 @@ public final class Trainer {
         } catch (IllegalArgumentException e) {
             throw new LatheException(checkpoint, "bad data position: " + e.getMessage());
         }
+        Map<String, ParamMask> ms = new LinkedHashMap<>();
+        for (Map.Entry<String, float[]> e : s.tensors().entrySet()) {
+            if (!e.getKey().startsWith(MASK_PREFIX)) continue;
+            String name = e.getKey().substring(MASK_PREFIX.length());
+            if (!m.hasParam(name)) throw new LatheException(checkpoint, "checkpoint masks unknown parameter '" + name + "'");
+            ms.put(name, ParamMask.ofFloats(e.getValue()));
+        }
+        if (!ms.isEmpty()) {
+            try {
+                t.setMasks(ms);
+            } catch (IllegalArgumentException e) {
+                throw new LatheException(checkpoint, "bad mask: " + e.getMessage());
+            }
+        }
+        s.info().forEach((k, v) -> {
+            if (!RESERVED_INFO.contains(k)) t.extraInfo.put(k, v);
+        });
         t.lastCheckpoint = checkpoint;
         t.lastCheckpointStep = s.step();
         return t;
+    }
+
+    private static final java.util.Set<String> RESERVED_INFO = java.util.Set.of("adam_steps", "seq_len", "data_seed", "train_sequences");
+
+    /**
+     * Holds the given parameters' masked elements at zero from now on (and zeroes them now). Keys are
+     * parameter names; parameters without a mask train freely. Replaces any masks set before; an empty map
+     * removes them.
+     */
+    public void setMasks(Map<String, ParamMask> byName) {
+        List<TrainModel.Param> ps = model.params();
+        ParamMask[] a = new ParamMask[ps.size()];
+        int found = 0;
+        for (int i = 0; i < ps.size(); i++) {
+            ParamMask mk = byName.get(ps.get(i).name());
+            if (mk == null) continue;
+            if (mk.size() != ps.get(i).size()) {
+                throw new IllegalArgumentException("mask for '" + ps.get(i).name() + "' has " + mk.size() + " elements, the parameter " + ps.get(i).size());
+            }
+            a[i] = mk;
+            found++;
+        }
+        if (found != byName.size()) {
+            for (String n : byName.keySet()) if (!model.hasParam(n)) throw new IllegalArgumentException("no parameter '" + n + "' to mask");
+        }
+        masks = found == 0 ? null : a;
+        if (masks != null) {
+            for (int i = 0; i < a.length; i++) if (a[i] != null) a[i].apply(ps.get(i).data());
+        }
+    }
+
+    /** The masks in use, by parameter name (empty when none). */
+    public Map<String, ParamMask> masks() {
+        Map<String, ParamMask> out = new LinkedHashMap<>();
+        if (masks != null) {
+            for (int i = 0; i < masks.length; i++) if (masks[i] != null) out.put(model.params().get(i).name(), masks[i]);
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * A free-form text value saved with every checkpoint (and restored by {@link #resume}); lets a caller
+     * recognise its own checkpoints, e.g. by the model they started from.
+     */
+    public void putCheckpointInfo(String key, String value) {
+        if (RESERVED_INFO.contains(key)) throw new IllegalArgumentException("checkpoint info key '" + key + "' is reserved");
+        extraInfo.put(key, value);
+    }
+
+    /** The values put with {@link #putCheckpointInfo} (or restored from the checkpoint resumed). */
+    public Map<String, String> checkpointInfo() {
+        return Collections.unmodifiableMap(extraInfo);
     }
 
     private static void copy(Path file, float[] src, float[] dst, String name) {
@@ -145,9 +222,16 @@ public final class Trainer {
         }
         double mean = total == 0 ? 0 : sum / total;
         if (!Double.isFinite(mean)) throw stop("non-finite loss " + mean);
+        List<TrainModel.Param> ps = model.params();
+        if (masks != null) {
+            for (int i = 0; i < masks.length; i++) if (masks[i] != null) masks[i].apply(ps.get(i).grad());
+        }
         double norm = AdamW.clipGradNorm(model.params(), cfg.clipNorm());
         if (!Double.isFinite(norm)) throw stop("non-finite gradient norm " + norm);
         opt.step(lr);
+        if (masks != null) {
+            for (int i = 0; i < masks.length; i++) if (masks[i] != null) masks[i].apply(ps.get(i).data());
+        }
         step++;
         return new double[] {mean, norm};
     }
@@ -195,8 +279,9 @@ public final class Trainer {
             tensors.put("param/" + p.name(), p.data());
             tensors.put("adam.m/" + p.name(), opt.firstMoment(i));
             tensors.put("adam.v/" + p.name(), opt.secondMoment(i));
+            if (masks != null && masks[i] != null) tensors.put(MASK_PREFIX + p.name(), masks[i].toFloats());
         }
-        Map<String, String> info = new LinkedHashMap<>();
+        Map<String, String> info = new LinkedHashMap<>(extraInfo);
         info.put("adam_steps", Long.toString(opt.steps()));
         info.put("seq_len", Integer.toString(cfg.seqLen()));
         info.put("data_seed", Long.toString(cfg.seed()));

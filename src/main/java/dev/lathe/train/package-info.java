@@ -17,6 +17,12 @@
  *   <li>{@link dev.lathe.train.Trainer}: accumulation, clipping, schedule, validation loss and bits per
  *       byte, {@link dev.lathe.train.Checkpoint}s (atomic, checksummed) and bit-identical resume, progress
  *       through {@link dev.lathe.train.TrainListener}.</li>
+ *   <li>{@link dev.lathe.train.ParamMask}: elements of a parameter held at exactly zero during training
+ *       ({@code Trainer.setMasks}): gradients masked before clipping, weights re-zeroed after each AdamW step,
+ *       saved in checkpoints. {@code ParamMask.ofZeros(model, minSparsity)} derives masks from the zeros of
+ *       a pruned model, which is what recovery fine-tuning uses.</li>
+ *   <li>{@link dev.lathe.train.TrainedWeights}: a trained model's parameters as a
+ *       {@link dev.lathe.model.WeightSource} over the model it was loaded from, for the existing writers.</li>
  * </ul>
  */
 package dev.lathe.train;
