@@ -34,14 +34,14 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "finetune", aliases = "recover", mixinStandardHelpOptions = true,
-        description = {"Fine-tune a model (any loadable GGUF or HF folder, pruned or not) on UTF-8 text with its own tokenizer.",
-                "With --keep-sparsity (on by default when a weight matrix is at least 1% exact zeros) every zero of the",
-                "2-D weights is held at exactly zero: a pruned model recovers quality and keeps its sparsity and N:M pattern.",
-                "OUT is a GGUF file when it ends in .gguf, otherwise a Hugging Face folder, written in the input's sparse",
-                "layout when the input is a compressed-tensors sparse folder; written atomically at the end. Progress",
-                "goes to a checkpoint in the work folder (OUT.work unless --work): --until stops early, --resume continues",
-                "bit-identically. The last --validation-fraction of each data file is held out for validation loss and",
-                "bits per byte, measured before and after."})
+        description = {"Fine-tune a model (any loadable GGUF or HF folder, pruned or not) on UTF-8 text with its own tokenizer. "
+                + "With --keep-sparsity (on by default when a weight matrix is at least 1% exact zeros) every zero of the "
+                + "2-D weights is held at exactly zero: a pruned model recovers quality and keeps its sparsity and N:M pattern.",
+                "OUT is a GGUF file when it ends in .gguf, otherwise a Hugging Face folder, written in the input's sparse "
+                + "layout when the input is a compressed-tensors sparse folder; written atomically at the end. Progress "
+                + "goes to a checkpoint in the work folder (OUT.work unless --work): --until stops early, --resume continues "
+                + "bit-identically (the masks are in the checkpoint). The last --validation-fraction of each data file is "
+                + "held out for validation loss and bits per byte, measured before and after."})
 final class FinetuneCommand implements Callable<Integer> {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
