@@ -33,7 +33,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "prune", mixinStandardHelpOptions = true,
-        description = {"Prune the matrix layers of a model in one shot (no fine-tuning) and save it: magnitude, Wanda or",
+        description = {"Prune the matrix layers of a model (in one shot, or in rounds with recovery fine-tuning: --iterative) and save it: magnitude, Wanda or",
                 "SparseGPT (sequential, with the calibration Hessians), uniform or OWL per-layer sparsity; SparseGPT can",
                 "quantize jointly (--type): the surviving weights land on the grid in the same sweep.",
                 "Output: a Hugging Face folder, dense (zeros kept) or in the compressed-tensors sparse layout that",
