@@ -1,7 +1,14 @@
 package dev.lathe.cli;
 
 import dev.lathe.LatheException;
+import dev.lathe.compress.CalibrationData;
 import dev.lathe.compress.Gptq;
+import dev.lathe.compress.WeightFormat;
+import dev.lathe.eval.AutoMix;
+import dev.lathe.eval.Perplexity;
+import dev.lathe.tensor.GgmlType;
+import dev.lathe.tokenizer.Tokenizer;
+import dev.lathe.tokenizer.Tokenizers;
 import dev.lathe.compress.QuantizeJob;
 import dev.lathe.model.Parallel;
 import picocli.CommandLine.Command;
@@ -19,7 +26,10 @@ import java.util.concurrent.Callable;
         description = {"Quantize a model's weights: round-to-nearest, importance-weighted (imatrix), GPTQ, AWQ.",
                 "--type: a llama.cpp type or mix (Q4_K_M, Q3_K_M, Q5_K_M, Q2_K, Q4_0, Q8_0, ..., chosen per tensor as",
                 "llama-quantize does; --pure for one type everywhere) written as GGUF, or intB[-gG][-asym] (int4-g128,",
-                "int8 = per channel) written as a compressed-tensors safetensors folder."})
+                "int8 = per channel) written as a compressed-tensors safetensors folder.",
+                "--type auto --bpw B: a mix measured on this model: each tensor is tried alone in each of --mix-types on",
+                "the calibration text, then the types with the smallest summed KL divergence within B bits per weight",
+                "are chosen (keep the measurements with --sensitivity FILE to reuse them for other budgets)."})
 final class QuantizeCommand implements Callable<Integer> {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -69,6 +79,21 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--awq-grid", defaultValue = "20", description = "AWQ: number of alpha values tried in [0,1) (default ${DEFAULT-VALUE})")
     int awqGrid;
 
+    @Option(names = "--bpw", description = "with --type auto: bits per quantized weight to spend")
+    Double bpw;
+
+    @Option(names = "--mix-types", split = ",", description = "with --type auto: candidate types (default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0)")
+    List<String> mixTypes;
+
+    @Option(names = "--mix-chunks", defaultValue = "8", description = "with --type auto: calibration chunks each candidate is measured on (default ${DEFAULT-VALUE})")
+    int mixChunks;
+
+    @Option(names = "--mix-ctx", defaultValue = "256", description = "with --type auto: tokens per measuring chunk (default ${DEFAULT-VALUE})")
+    int mixCtx;
+
+    @Option(names = "--sensitivity", description = "with --type auto: JSON file to read measurements from and add new ones to")
+    Path sensitivity;
+
     @Option(names = {"-t", "--threads"}, defaultValue = "0", description = "threads (default: all cores)")
     int threads;
 
@@ -82,8 +107,38 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantizeJob.Method m = QuantizeJob.Method.parse(method);
         if (samples < 1) throw new LatheException("--samples must be >= 1");
         if (seqLen < 2) throw new LatheException("--seq-len must be >= 2");
-        QuantizeJob.Options o = new QuantizeJob.Options(m, type, pure, calib, samples, seqLen, seed, imatrix,
+        QuantizeJob.Options o0 = new QuantizeJob.Options(m, type, pure, calib, samples, seqLen, seed, imatrix,
                 new Gptq.Options(damp, blockSize, actOrder), awqGrid, !rtnHead);
+        QuantizeJob.Options o = o0;
+        boolean auto = type.equalsIgnoreCase("auto");
+        if (auto) {
+            if (bpw == null) throw new LatheException("--type auto needs --bpw (bits per quantized weight)");
+            if (pure) throw new LatheException("--pure does not apply to --type auto");
+            if (calib == null || calib.isEmpty()) throw new LatheException("--type auto measures the mix on calibration text: give --calib FILE");
+            if (mixChunks < 1) throw new LatheException("--mix-chunks must be >= 1");
+            if (mixCtx < 8) throw new LatheException("--mix-ctx must be >= 8");
+            List<GgmlType> types = new java.util.ArrayList<>();
+            for (String t : mixTypes == null ? List.<String>of() : mixTypes) {
+                WeightFormat f = WeightFormat.parse(t);
+                if (!(f instanceof WeightFormat.Gguf g) || !g.type().isQuantized()) throw new LatheException("--mix-types takes GGUF block types (Q4_K, Q8_0, ...), not '" + t + "'");
+                types.add(g.type());
+            }
+            List<GgmlType> cand = types.isEmpty() ? AutoMix.DEFAULT_TYPES : types;
+            o = o.withPlanner(src -> {
+                Tokenizer tok = Tokenizers.load(src).orElseThrow(() -> new LatheException(src.path(), "the model has no tokenizer (needed for calibration text)"));
+                int ctx = Math.min(mixCtx, src.config().contextLength());
+                CalibrationData d = CalibrationData.randomWindows(calib, tok, mixChunks, ctx, seed);
+                int[] ids = new int[d.size() * ctx];
+                for (int i = 0; i < d.size(); i++) System.arraycopy(d.samples().get(i), 0, ids, i * ctx, ctx);
+                Perplexity.Options po = new Perplexity.Options(ctx, tok.addBos() ? tok.bosId() : -1, -1, -1);
+                try (CliProgress bar = new CliProgress("measure mix", json)) {
+                    return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, Parallel.common(),
+                            (d2, t, last, eta) -> bar.update(d2, t, String.format(Locale.ROOT, "%s %s KLD %.5f", last.tensor(), last.format(), last.kldMean()))).plan();
+                }
+            });
+        } else if (bpw != null || mixTypes != null || sensitivity != null) {
+            throw new LatheException("--bpw, --mix-types and --sensitivity go with --type auto");
+        }
         QuantizeJob.Summary s;
         try (CliProgress bar = new CliProgress("quantize " + method, json)) {
             s = QuantizeJob.run(model, out, o, (stage, done, total, eta) -> bar.update(done, total, stage));

@@ -65,6 +65,20 @@ public record QuantPlan(String name, int ftype, Map<String, WeightFormat> format
         return new QuantPlan(f.toString(), ftype, m, notes);
     }
 
+    /**
+     * A plan with the given format per tensor (a measured mix); {@code general.file_type} is that of the GGUF
+     * type holding the most weights.
+     */
+    public static QuantPlan of(WeightSource src, String name, Map<String, WeightFormat> formats, List<String> notes) {
+        Map<GgmlType, Long> weights = new LinkedHashMap<>();
+        for (Map.Entry<String, WeightFormat> e : formats.entrySet()) {
+            if (!src.has(e.getKey())) throw new LatheException(src.path(), "the plan names no tensor of the model: " + e.getKey());
+            if (e.getValue() instanceof WeightFormat.Gguf g) weights.merge(g.type(), src.tensor(e.getKey()).numElements(), Long::sum);
+        }
+        int ftype = weights.entrySet().stream().max(Map.Entry.comparingByValue()).map(e -> pureFtype(e.getKey())).orElse(-1);
+        return new QuantPlan(name, ftype, formats, notes);
+    }
+
     private static int pureFtype(GgmlType t) {
         return switch (t) {
             case F32 -> 0;

@@ -54,10 +54,21 @@ public final class QuantizeJob {
      *                  is rounded to nearest with their importance
      */
     public record Options(Method method, String type, boolean pure, List<Path> calib, int samples, int seqLen, long seed,
-                          Path imatrix, Gptq.Options gptq, int awqGrid, boolean gptqHead) {
+                          Path imatrix, Gptq.Options gptq, int awqGrid, boolean gptqHead,
+                          java.util.function.Function<WeightSource, QuantPlan> planner) {
+        public Options(Method method, String type, boolean pure, List<Path> calib, int samples, int seqLen, long seed,
+                       Path imatrix, Gptq.Options gptq, int awqGrid, boolean gptqHead) {
+            this(method, type, pure, calib, samples, seqLen, seed, imatrix, gptq, awqGrid, gptqHead, null);
+        }
+
         public Options(Method method, String type, boolean pure, List<Path> calib, int samples, int seqLen, long seed,
                        Path imatrix, Gptq.Options gptq, int awqGrid) {
-            this(method, type, pure, calib, samples, seqLen, seed, imatrix, gptq, awqGrid, true);
+            this(method, type, pure, calib, samples, seqLen, seed, imatrix, gptq, awqGrid, true, null);
+        }
+
+        /** The same options with the per-tensor formats chosen by {@code planner} (a measured mix) instead of by {@code type}. */
+        public Options withPlanner(java.util.function.Function<WeightSource, QuantPlan> planner) {
+            return new Options(method, type, pure, calib, samples, seqLen, seed, imatrix, gptq, awqGrid, gptqHead, planner);
         }
     }
 
@@ -75,7 +86,8 @@ public final class QuantizeJob {
                 checkImatrix(src, im, o.imatrix());
             }
             boolean llama = QuantPlan.isLlamaCppType(o.type());
-            QuantPlan plan = llama ? QuantPlan.llamaCpp(src, o.type(), o.pure(), o.method() == Method.IMATRIX)
+            QuantPlan plan = o.planner() != null ? o.planner().apply(src)
+                    : llama ? QuantPlan.llamaCpp(src, o.type(), o.pure(), o.method() == Method.IMATRIX)
                     : QuantPlan.uniform(src, WeightFormat.parse(o.type()));
             boolean ints = plan.formats().values().stream().anyMatch(f -> f instanceof WeightFormat.Int);
             CalibrationData data = null;

@@ -32,6 +32,87 @@ public final class KlDivergence {
         if (ref.vocabSize() != model.vocabSize()) {
             throw new IllegalArgumentException("vocabulary sizes differ: reference " + ref.vocabSize() + ", model " + model.vocabSize());
         }
+        return run(ref, null, model, tokens, o, progress);
+    }
+
+    /**
+     * The reference model's log-probabilities at every scored position, computed once, for comparing many
+     * models with the same reference ({@link #compute(Reference, LlamaModel)}) at the cost of one forward pass
+     * each. Held as floats: positions x vocabulary x 4 bytes.
+     */
+    public record Reference(int[] tokens, Perplexity.Options options, int vocab, float[] logProbs, int[] top, double nll) {
+        public int positions() {
+            return top.length;
+        }
+    }
+
+    /** Bytes a {@link Reference} of {@code tokens} under {@code o} would hold. */
+    public static long referenceBytes(int vocab, int nTokens, Perplexity.Options o) {
+        return 4L * vocab * Perplexity.chunks(nTokens, o) * (o.nCtx() - 1 - o.first());
+    }
+
+    public static Reference reference(LlamaModel ref, int[] tokens, Perplexity.Options o) {
+        int vocab = ref.vocabSize();
+        long bytes = referenceBytes(vocab, tokens.length, o);
+        if (bytes > Integer.MAX_VALUE - 64) throw new IllegalArgumentException("a reference of " + bytes + " bytes is too large; use fewer chunks");
+        int chunks = Perplexity.chunks(tokens.length, o);
+        if (chunks < 1) throw new IllegalArgumentException("need at least " + o.nCtx() + " tokens, got " + tokens.length);
+        int per = o.nCtx() - 1 - o.first();
+        float[] lp = new float[chunks * per * vocab];
+        int[] top = new int[chunks * per];
+        double[] nll = {0};
+        double[] tmp = new double[vocab];
+        int[] k = {0};
+        forEachScored(ref, tokens, o, (logits, off, target) -> {
+            int i = k[0]++;
+            top[i] = logSoftmax(logits, off, vocab, tmp);
+            nll[0] -= tmp[target];
+            for (int j = 0; j < vocab; j++) lp[i * vocab + j] = (float) tmp[j];
+        }, Progress.NONE);
+        return new Reference(tokens, o, vocab, lp, top, nll[0]);
+    }
+
+    /** KL(reference || model) with a precomputed reference: one forward pass of {@code model}. */
+    public static Result compute(Reference ref, LlamaModel model) {
+        if (ref.vocab() != model.vocabSize()) {
+            throw new IllegalArgumentException("vocabulary sizes differ: reference " + ref.vocab() + ", model " + model.vocabSize());
+        }
+        return run(null, ref, model, ref.tokens(), ref.options(), Progress.NONE);
+    }
+
+    private interface Scored {
+        void accept(float[] logits, int off, int target);
+    }
+
+    /** Runs {@code model} over the chunks of {@link Perplexity}, handing each scored position's logits on. */
+    private static void forEachScored(LlamaModel model, int[] tokens, Perplexity.Options o, Scored sink, Progress progress) {
+        int nCtx = o.nCtx();
+        int chunks = Perplexity.chunks(tokens.length, o);
+        if (chunks < 1) throw new IllegalArgumentException("need at least " + nCtx + " tokens, got " + tokens.length);
+        int first = o.first();
+        int vocab = model.vocabSize();
+        int batch = Math.min(nCtx, Perplexity.BATCH);
+        LlamaModel.Session ms = model.newSession(nCtx, LlamaModel.KvType.F32, batch);
+        int[] chunk = new int[nCtx];
+        long t0 = System.nanoTime();
+        for (int c = 0; c < chunks; c++) {
+            System.arraycopy(tokens, c * nCtx, chunk, 0, nCtx);
+            if (o.bos() >= 0) chunk[0] = o.bos();
+            ms.reset();
+            if (first > 0) model.forward(ms, chunk, 0, first, false);
+            for (int p = first; p < nCtx - 1; ) {
+                int nb = Math.min(batch, nCtx - 1 - p);
+                float[] lm = model.forward(ms, chunk, p, nb, true);
+                for (int i = 0; i < nb; i++) sink.accept(lm, i * vocab, chunk[p + i + 1]);
+                p += nb;
+            }
+            double elapsed = (System.nanoTime() - t0) / 1e9;
+            progress.update(c + 1, chunks, Double.NaN, elapsed / (c + 1) * (chunks - c - 1));
+        }
+    }
+
+    /** The comparison, with the reference either run alongside ({@code refModel}) or precomputed ({@code cached}). */
+    private static Result run(LlamaModel refModel, Reference cached, LlamaModel model, int[] tokens, Perplexity.Options o, Progress progress) {
         int nCtx = o.nCtx();
         int chunks = Perplexity.chunks(tokens.length, o);
         if (chunks < 1) throw new IllegalArgumentException("need at least " + nCtx + " tokens, got " + tokens.length);
@@ -39,7 +120,7 @@ public final class KlDivergence {
         int vocab = model.vocabSize();
         int per = nCtx - 1 - first;
         int batch = Math.min(nCtx, Perplexity.BATCH);
-        LlamaModel.Session rs = ref.newSession(nCtx, LlamaModel.KvType.F32, batch);
+        LlamaModel.Session rs = refModel == null ? null : refModel.newSession(nCtx, LlamaModel.KvType.F32, batch);
         LlamaModel.Session ms = model.newSession(nCtx, LlamaModel.KvType.F32, batch);
         int[] chunk = new int[nCtx];
         double[] kl = new double[chunks * per];
@@ -52,20 +133,27 @@ public final class KlDivergence {
             System.arraycopy(tokens, c * nCtx, chunk, 0, nCtx);
             if (o.bos() >= 0) chunk[0] = o.bos();
             // reference logits of the scored positions, then the model's, compared position by position
-            rs.reset();
+            if (rs != null) rs.reset();
             ms.reset();
             if (first > 0) {
-                ref.forward(rs, chunk, 0, first, false);
+                if (rs != null) refModel.forward(rs, chunk, 0, first, false);
                 model.forward(ms, chunk, 0, first, false);
             }
             for (int p = first; p < nCtx - 1; ) {
                 int nb = Math.min(batch, nCtx - 1 - p);
-                float[] lr = ref.forward(rs, chunk, p, nb, true);
+                float[] lr = rs == null ? null : refModel.forward(rs, chunk, p, nb, true);
                 float[] lm = model.forward(ms, chunk, p, nb, true);
                 for (int i = 0; i < nb; i++) {
                     int off = i * vocab;
                     int target = chunk[p + i + 1];
-                    int topRef = logSoftmax(lr, off, vocab, lpRef);
+                    int topRef;
+                    if (cached == null) {
+                        topRef = logSoftmax(lr, off, vocab, lpRef);
+                    } else {
+                        int pos = k[0];
+                        topRef = cached.top()[pos];
+                        for (int j = 0; j < vocab; j++) lpRef[j] = cached.logProbs()[pos * vocab + j];
+                    }
                     int topModel = logSoftmax(lm, off, vocab, lpModel);
                     acc[0] -= lpRef[target];
                     acc[1] -= lpModel[target];

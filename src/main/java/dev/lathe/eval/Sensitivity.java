@@ -54,16 +54,38 @@ public final class Sensitivity {
                                   Parallel pool, Listener listener) {
         QuantPlan plan = QuantPlan.uniform(src, WeightFormat.parse(baseType(type)));
         List<String> names = tensors == null ? new ArrayList<>(plan.formats().keySet()) : tensors;
+        List<Candidate> todo = new ArrayList<>();
         for (String n : names) {
             if (plan.format(n) == null) throw new LatheException(src.path(), "tensor " + n + " is not quantized by " + type + " (quantizable: " + plan.formats().keySet() + ")");
+            todo.add(new Candidate(n, plan.format(n)));
         }
+        List<Entry> out = measure(src, todo, tokens, o, pool, listener);
+        out.sort(Comparator.comparingDouble(Entry::kldMean).reversed());
+        return out;
+    }
+
+    /** A tensor and the format to measure it in. */
+    public record Candidate(String tensor, WeightFormat format) {}
+
+    /**
+     * Measures each candidate alone against the unchanged model, in the given order. The reference model's
+     * log-probabilities are computed once (one forward pass per candidate after that) when they fit in 1 GiB,
+     * else the reference runs beside each candidate.
+     */
+    public static List<Entry> measure(WeightSource src, List<Candidate> candidates, int[] tokens, Perplexity.Options o,
+                                      Parallel pool, Listener listener) {
         if (Perplexity.chunks(tokens.length, o) < 1) throw new LatheException("the text has " + tokens.length + " tokens; one chunk needs " + o.nCtx());
         LlamaModel ref = LlamaModel.load(src, pool);
+        KlDivergence.Reference cached = null;
+        if (!candidates.isEmpty() && KlDivergence.referenceBytes(ref.vocabSize(), tokens.length, o) <= (1L << 30)) {
+            cached = KlDivergence.reference(ref, tokens, o);
+        }
         List<Entry> out = new ArrayList<>();
         long t0 = System.nanoTime();
-        for (int i = 0; i < names.size(); i++) {
-            String name = names.get(i);
-            WeightFormat f = plan.format(name);
+        for (int i = 0; i < candidates.size(); i++) {
+            String name = candidates.get(i).tensor();
+            WeightFormat f = candidates.get(i).format();
+            if (!src.has(name)) throw new LatheException(src.path(), "no tensor " + name);
             Tensor t = src.tensor(name);
             try (Arena arena = Arena.ofShared()) {
                 QuantizedWeight[] stored = new QuantizedWeight[1];
@@ -72,14 +94,13 @@ public final class Sensitivity {
                 for (String n : src.tensorNames()) map.put(n, n.equals(name) ? q : src.tensor(n));
                 WeightSource one = new TensorMapSource(src.path(), src.config(), map, null);
                 LlamaModel m = LlamaModel.load(one, pool);
-                KlDivergence.Result r = KlDivergence.compute(ref, m, tokens, o);
+                KlDivergence.Result r = cached != null ? KlDivergence.compute(cached, m) : KlDivergence.compute(ref, m, tokens, o);
                 long params = t.numElements();
                 out.add(new Entry(name, f.toString(), params, 8.0 * stored[0].bytes() / params, r.mean(), r.p99(), r.sameTop(), r.pplRatio()));
             }
             double el = (System.nanoTime() - t0) / 1e9;
-            listener.done(i + 1, names.size(), out.getLast(), el / (i + 1) * (names.size() - i - 1));
+            listener.done(i + 1, candidates.size(), out.getLast(), el / (i + 1) * (candidates.size() - i - 1));
         }
-        out.sort(Comparator.comparingDouble(Entry::kldMean).reversed());
         return out;
     }
 

@@ -116,6 +116,57 @@ class QuantizeCommandTest {
     }
 
     @Test
+    void autoMixMeetsTheBudgetAndReusesItsMeasurements() throws IOException {
+        Path model = Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf");
+        Path calib = Fixtures.data("text/train/austen-prideprejudice.txt");
+        Path sens = tmp.resolve("sens.json");
+        Path out = tmp.resolve("auto.gguf");
+        MainTest.Run r = MainTest.lathe("quantize", model, "--type", "auto", "--bpw", 5.0, "--mix-types", "Q3_K,Q4_K,Q6_K", "--mix-chunks", 2,
+                "--mix-ctx", 64, "--calib", calib, "--sensitivity", sens, "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("bpw").asDouble()).isLessThanOrEqualTo(5.0).isGreaterThan(4.5);
+        assertThat(r.json().get("type").asText()).isEqualTo("auto-5.00");
+        assertThat(r.json().get("notes").get(0).asText()).contains("measured mix").contains("reused");
+        assertThat(sens).exists();
+        assertThat(Files.list(tmp).map(Path::toString).filter(s -> s.endsWith(".tmp")).toList()).isEmpty();
+        try (GgufFile g = GgufFile.open(out)) {
+            java.util.Set<String> types = new java.util.TreeSet<>();
+            for (String n : dev.lathe.compress.QuantPlan.quantizable(GgufWeightSourceOf(model))) types.add(g.tensor(n).type().name());
+            assertThat(types).hasSizeGreaterThan(1).isSubsetOf("Q3_K", "Q4_K", "Q6_K");
+        }
+        // other budget, same measurements: nothing measured again
+        Path out2 = tmp.resolve("auto2.gguf");
+        r = MainTest.lathe("quantize", model, "--type", "auto", "--bpw", 4.0, "--mix-types", "Q3_K,Q4_K,Q6_K", "--mix-chunks", 2,
+                "--mix-ctx", 64, "--calib", calib, "--sensitivity", sens, "-o", out2, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("bpw").asDouble()).isLessThanOrEqualTo(4.0);
+        assertThat(r.json().get("notes").get(0).asText()).contains(" 0 candidates measured");
+        // bad combinations: one line, exit code 2, no output
+        Path bad = tmp.resolve("bad.gguf");
+        for (Object[] args : new Object[][] {
+                {"--type", "auto", "--calib", calib},
+                {"--type", "auto", "--bpw", 4},
+                {"--type", "Q4_K_M", "--bpw", 4},
+                {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-types", "int4-g128"},
+                {"--type", "auto", "--bpw", 1, "--calib", calib, "--mix-chunks", 1, "--mix-ctx", 32}}) {
+            Object[] all = new Object[args.length + 4];
+            all[0] = "quantize";
+            all[1] = model;
+            System.arraycopy(args, 0, all, 2, args.length);
+            all[args.length + 2] = "-o";
+            all[args.length + 3] = bad;
+            MainTest.Run b = MainTest.lathe(all);
+            assertThat(b.code()).as(java.util.Arrays.toString(args) + b.err()).isEqualTo(2);
+            assertThat(b.err().strip().lines().count()).isEqualTo(1);
+            assertThat(bad).doesNotExist();
+        }
+    }
+
+    private static dev.lathe.model.WeightSource GgufWeightSourceOf(Path p) throws IOException {
+        return dev.lathe.io.gguf.GgufWeightSource.open(p);
+    }
+
+    @Test
     void imatrixCommandWritesLlamaCppFormat() throws IOException {
         Path out = tmp.resolve("imatrix.dat");
         MainTest.Run r = MainTest.lathe("imatrix", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "-f", Fixtures.fixture("text/moby-16k.txt"),
