@@ -7,6 +7,11 @@ when LLAMA_CPP_BIN points at a llama.cpp build (built beside the project by hand
 and Lathe's rtn, imatrix, gptq, awq and awq+gptq. Each output is evaluated by `lathe eval --reference` on the
 held-out text: perplexity, bits per byte, KLD mean and p99, top-1 agreement against the unquantized model.
 
+A type auto@B (e.g. auto@5.27) is Lathe's measured mix at B bits per weight (`quantize --type auto --bpw B`:
+every tensor measured alone in each candidate type on the calibration text, then the mix with the smallest
+summed KL divergence within the budget); the measurements are kept in WORK/mix-sens.json and shared by all
+methods and budgets. llama.cpp has no such type, so its rows are skipped there.
+
 Calibration: a text file cut from ../shared/data/text/train/ (seeded slices of every file), the same for both
 tools. Never the held-out folder.
 
@@ -82,6 +87,8 @@ def main():
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mix-seed", type=int, default=None, help="seed of the auto mix's measuring windows (default --seed)")
+    ap.add_argument("--mix-chunks", type=int, default=8)
     a = ap.parse_args()
 
     os.makedirs(a.work, exist_ok=True)
@@ -125,7 +132,7 @@ def main():
         for method in a.methods.split(","):
             if (typ, method) in done:
                 continue
-            if method.startswith("llama-") and not llama:
+            if method.startswith("llama-") and (not llama or typ.startswith("auto")):
                 continue
             out = os.path.join(a.work, f"{method.replace('+', '_')}-{typ}.gguf")
             if method == "llama-rtn":
@@ -133,9 +140,18 @@ def main():
             elif method == "llama-imatrix":
                 _, secs = run([os.path.join(llama, "llama-quantize"), "--imatrix", imat, a.model, out, typ, str(a.threads)], log)
             else:
-                cmd = [LATHE, "quantize", a.model, "--type", typ, "--method", method, "-o", out, "-t", str(a.threads), "--json"]
-                if method != "rtn":
-                    cmd += ["--calib", calib, "--samples", str(a.samples), "--seq-len", str(a.ctx), "--seed", str(a.seed)]
+                if typ.startswith("auto@"):
+                    mix_seed = a.seed if a.mix_seed is None else a.mix_seed
+                    cmd = [LATHE, "quantize", a.model, "--type", "auto", "--bpw", typ[5:], "--method", method, "-o", out,
+                           "-t", str(a.threads), "--json", "--calib", calib, "--mix-chunks", str(a.mix_chunks),
+                           "--mix-ctx", str(a.ctx), "--seed", str(mix_seed),
+                           "--sensitivity", os.path.join(a.work, f"mix-sens-seed{mix_seed}.json")]
+                    if method != "rtn":
+                        cmd += ["--samples", str(a.samples), "--seq-len", str(a.ctx)]
+                else:
+                    cmd = [LATHE, "quantize", a.model, "--type", typ, "--method", method, "-o", out, "-t", str(a.threads), "--json"]
+                    if method != "rtn":
+                        cmd += ["--calib", calib, "--samples", str(a.samples), "--seq-len", str(a.ctx), "--seed", str(a.seed)]
                 _, secs = run(cmd, log)
             info = inspect(out)
             ev = evaluate(out)

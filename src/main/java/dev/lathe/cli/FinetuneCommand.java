@@ -35,7 +35,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "finetune", aliases = "recover", mixinStandardHelpOptions = true,
         description = {"Fine-tune a model (any loadable GGUF or HF folder, pruned or not) on UTF-8 text with its own tokenizer. "
-                + "With --keep-sparsity (on by default when a weight matrix is at least 1% exact zeros) every zero of the "
+                + "With --keep-sparsity (on by default when a weight matrix is at least 1%% exact zeros) every zero of the "
                 + "2-D weights is held at exactly zero: a pruned model recovers quality and keeps its sparsity and N:M pattern.",
                 "OUT is a GGUF file when it ends in .gguf, otherwise a Hugging Face folder, written in the input's sparse "
                 + "layout when the input is a compressed-tensors sparse folder; written atomically at the end. Progress "
@@ -107,7 +107,7 @@ final class FinetuneCommand implements Callable<Integer> {
     boolean keepCheckpoint;
 
     @Option(names = "--keep-sparsity", negatable = true,
-            description = "hold every exact zero of the 2-D weights at zero (default: on for matrices with at least 1% zeros)")
+            description = "hold every exact zero of the 2-D weights at zero (default: on for matrices with at least 1%% zeros)")
     Boolean keepSparsity;
 
     @Option(names = "--tokenizer", description = "tokenizer folder (tokenizer.json) when the model carries none")

@@ -39,10 +39,10 @@ final class IterativePruneOptions {
             description = "fine-tuning steps after each round (default 100); alone, without --iterative: one-shot pruning then recovery")
     Long recoverSteps;
 
-    @Option(names = "--data", arity = "1..*", description = "training text for the recovery (files or folders; 1% of each held out for validation)")
+    @Option(names = "--data", arity = "1..*", description = "training text for the recovery (files or folders; 1%% of each held out for validation)")
     List<Path> data;
 
-    @Option(names = "--recover-lr", defaultValue = "1e-4", description = "peak learning rate of each recovery (warm-up 10%, cosine to a tenth; default ${DEFAULT-VALUE})")
+    @Option(names = "--recover-lr", defaultValue = "1e-4", description = "peak learning rate of each recovery (warm-up 10%%, cosine to a tenth; default ${DEFAULT-VALUE})")
     double lr;
 
     @Option(names = "--recover-batch", defaultValue = "8", description = "sequences per recovery step (default ${DEFAULT-VALUE})")

@@ -35,6 +35,26 @@ class MainTest {
     }
 
     @Test
+    void everyHelpTextRendersWithoutPicocliWarnings() {
+        // a bare % in a description makes picocli print a warning and show the raw text
+        java.io.PrintStream old = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(captured, true));
+        try {
+            picocli.CommandLine cl = new picocli.CommandLine(new Main());
+            assertThat(cl.getSubcommands()).hasSizeGreaterThan(10);
+            for (var e : cl.getSubcommands().entrySet()) {
+                Run r = lathe(e.getKey(), "--help");
+                assertThat(r.code()).as(e.getKey()).isZero();
+                assertThat(r.out()).as(e.getKey()).contains("Usage: lathe");
+            }
+        } finally {
+            System.setErr(old);
+        }
+        assertThat(captured.toString()).doesNotContain("WARN");
+    }
+
+    @Test
     void inspectReportsParametersTypesAndBitsPerWeight() {
         Run r = lathe("inspect", Fixtures.fixture("tiny-llama/gguf/tiny-llama-Q4_K_M.gguf"), "--json");
         assertThat(r.code()).as(r.err()).isZero();
