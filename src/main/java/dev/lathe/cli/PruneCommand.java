@@ -270,16 +270,25 @@ final class PruneCommand implements Callable<Integer> {
                     o.put("matrix_bytes_sparse", sb);
                 }
             } else {
-                // bytes of the pruned matrices alone, dense in the output type vs as the engine holds them sparse
+                // bytes of the pruned matrices alone, dense in the output type vs held sparse (each matrix sparse
+                // only where that is smaller, as the writer keeps them)
                 long mDense = 0, mSparse = 0;
+                int keptDense = 0;
                 ValueType vt = dt == GgmlType.F32 ? ValueType.F32 : dt == GgmlType.F16 ? ValueType.F16 : ValueType.BF16;
                 for (ModelPruner.TensorStat s : r.stats()) {
-                    mDense += s.rows() * s.cols() * dt.typeSize;
+                    long d = s.rows() * s.cols() * dt.typeSize;
+                    mDense += d;
                     SparseMatrix sm = SparseMatrix.encode(r.source().weights(s.name()), (int) s.rows(), (int) s.cols(), vt);
-                    mSparse += sm.storageBytes();
+                    if (sm.storageBytes() < d) {
+                        mSparse += sm.storageBytes();
+                    } else {
+                        mSparse += d;
+                        keptDense++;
+                    }
                 }
                 o.put("matrix_bytes_dense", mDense);
                 o.put("matrix_bytes_sparse", mSparse);
+                o.put("matrices_kept_dense", keptDense);
             }
             o.put("seconds", (System.nanoTime() - t0) / 1e9);
         }

@@ -109,6 +109,7 @@ public final class SparseSafetensors {
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         long zeros = 0, total = 0;
         List<String> ignore = new ArrayList<>();
+        List<String> keptDense = new ArrayList<>();
         try (HfWeightSource src = HfWeightSource.open(denseFolder)) {
             for (String c : src.tensorNames()) {
                 String hf = src.hfName(c);
@@ -168,6 +169,25 @@ public final class SparseSafetensors {
                 for (float v : w) if (v == 0f) zeros++;
                 total += w.length;
                 final int n = count;
+                // a sparse layout is only kept where it is smaller than the dense tensor it replaces
+                long denseBytes = (long) rows * cols * (int8Rest != null ? int8Rest.typeSize : t.type().typeSize);
+                long sparseBytes = (long) rows * bytesPerRow + 8 + (is24 ? 0 : 8L * rows)
+                        + (int8Rest != null ? n + 2L * rows * (cols / SparseKernels.Q8_GROUP) : (long) n * t.type().typeSize);
+                if (sparseBytes >= denseBytes) {
+                    keptDense.add(hf);
+                    GgmlType dt = int8Rest != null ? int8Rest : t.type();
+                    entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dt), t.shape(), o -> {
+                        for (float v : w) {
+                            switch (dt) {
+                                case F32 -> o.f32(v);
+                                case F16 -> o.i16(Float.floatToFloat16(v));
+                                default -> o.i16(SparseMatrix.toBf16(v));
+                            }
+                        }
+                    }));
+                    ignore.add(prefix);
+                    continue;
+                }
                 if (int8Rest != null) {
                     addInt8(entries, prefix, w, rows, cols, idx, n, is24 ? new long[]{rows, cols / 2} : new long[]{n}, denseFolder, hf);
                     entries.add(new SafetensorsWriter.Entry(prefix + ".bitmask", "U8", new long[]{rows, bytesPerRow}, o -> o.bytes(bitmask)));

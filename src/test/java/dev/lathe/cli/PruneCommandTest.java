@@ -62,6 +62,35 @@ class PruneCommandTest {
     }
 
     @Test
+    void aSparseLayoutIsOnlyKeptWhereItIsSmaller(@TempDir Path dir) throws Exception {
+        // 3 % zeros: F32 values + bitmask + row offsets would outgrow the dense matrix, so the matrices stay dense
+        Path out = dir.resolve("p3");
+        Run r = lathe("prune", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--sparsity", "0.03", "--format", "bitmask", "-o", out, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode j = r.json();
+        assertThat(j.get("matrix_bytes_sparse").asLong()).isEqualTo(j.get("matrix_bytes_dense").asLong());
+        assertThat(j.get("matrices_kept_dense").asInt()).isEqualTo(14);
+        try (dev.lathe.io.safetensors.SafetensorsFile f = dev.lathe.io.safetensors.SafetensorsFile.open(out.resolve("model.safetensors"))) {
+            assertThat(f.entries().keySet()).noneMatch(n -> n.endsWith(".compressed")).contains("model.layers.0.mlp.down_proj.weight");
+        }
+        JsonNode ignore = new ObjectMapper().readTree(out.resolve("config.json").toFile()).path("quantization_config").path("sparsity_config").path("ignore");
+        assertThat(ignore.toString()).contains("model.layers.0.mlp.down_proj");
+        // it still loads and computes the same as the dense-format output
+        Path dense = dir.resolve("dense");
+        assertThat(lathe("prune", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--sparsity", "0.03", "--format", "dense", "-o", dense).code()).isZero();
+        Path text = Fixtures.fixture("text/moby-16k.txt");
+        double a = lathe("eval", out, "--text", text, "--ctx", 128, "--chunks", 4, "--json").json().get("ppl").asDouble();
+        double b = lathe("eval", dense, "--text", text, "--ctx", 128, "--chunks", 4, "--json").json().get("ppl").asDouble();
+        assertThat(a).isEqualTo(b);
+        // at 50 % the same matrices are stored sparse
+        Path half = dir.resolve("p50");
+        assertThat(lathe("prune", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--sparsity", "0.5", "--format", "bitmask", "-o", half).code()).isZero();
+        try (dev.lathe.io.safetensors.SafetensorsFile f = dev.lathe.io.safetensors.SafetensorsFile.open(half.resolve("model.safetensors"))) {
+            assertThat(f.entries().keySet()).contains("model.layers.0.mlp.down_proj.compressed");
+        }
+    }
+
+    @Test
     void badInputExitsTwoAndWritesNothing(@TempDir Path dir) throws Exception {
         Path model = Fixtures.fixture("tiny-llama/hf");
         Path out = dir.resolve("o");
