@@ -77,18 +77,7 @@ final class SensitivityCommand implements Callable<Integer> {
                 j.put("ctx", ctx);
                 j.put("chunks", Perplexity.chunks(ids.length, o));
                 List<Map<String, Object>> rows = new ArrayList<>();
-                for (Sensitivity.Entry e : res) {
-                    Map<String, Object> r = new LinkedHashMap<>();
-                    r.put("tensor", e.tensor());
-                    r.put("format", e.format());
-                    r.put("params", e.params());
-                    r.put("bpw", e.bitsPerWeight());
-                    r.put("kld_mean", e.kldMean());
-                    r.put("kld_p99", e.kldP99());
-                    r.put("top1", e.top1());
-                    r.put("ppl_ratio", e.pplRatio());
-                    rows.add(r);
-                }
+                for (Sensitivity.Entry e : res) rows.add(e.toMap());
                 j.put("tensors", rows);
                 j.put("seconds", (System.nanoTime() - t0) / 1e9);
                 stdout.println(Json.of(j));

@@ -176,17 +176,7 @@ public final class AutoMix {
         root.put("text_id", textId);
         root.put("ctx", o.nCtx());
         ArrayNode arr = root.putArray("tensors");
-        for (Sensitivity.Entry e : entries) {
-            ObjectNode r = arr.addObject();
-            r.put("tensor", e.tensor());
-            r.put("format", e.format());
-            r.put("params", e.params());
-            r.put("bpw", e.bitsPerWeight());
-            r.put("kld_mean", e.kldMean());
-            r.put("kld_p99", e.kldP99());
-            r.put("top1", e.top1());
-            r.put("ppl_ratio", e.pplRatio());
-        }
+        for (Sensitivity.Entry e : entries) arr.add(JSON.valueToTree(e.toMap()));
         try {
             Path abs = file.toAbsolutePath();
             if (abs.getParent() != null) Files.createDirectories(abs.getParent());

@@ -36,7 +36,21 @@ public final class Sensitivity {
 
     /** One tensor quantized alone. */
     public record Entry(String tensor, String format, long params, double bitsPerWeight, double kldMean, double kldP99,
-                        double top1, double pplRatio) {}
+                        double top1, double pplRatio) {
+        /** The entry as JSON fields (the layout of {@code sensitivity --json} and of {@link AutoMix}'s files). */
+        public Map<String, Object> toMap() {
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("tensor", tensor);
+            r.put("format", format);
+            r.put("params", params);
+            r.put("bpw", bitsPerWeight);
+            r.put("kld_mean", kldMean);
+            r.put("kld_p99", kldP99);
+            r.put("top1", top1);
+            r.put("ppl_ratio", pplRatio);
+            return r;
+        }
+    }
 
     public interface Listener {
         /** After each tensor: how many are done of how many, the last entry, seconds left (estimate). */
