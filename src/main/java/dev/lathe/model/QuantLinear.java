@@ -7,6 +7,7 @@ import dev.lathe.tensor.BlockCodec;
 import dev.lathe.tensor.BlockCodecs;
 import dev.lathe.tensor.ExpandedQ8Dot;
 import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.PanelGemm;
 import dev.lathe.tensor.Tensor;
 
 import java.lang.foreign.Arena;
@@ -154,7 +155,6 @@ public final class QuantLinear implements Linear {
                 });
             }
             ActivationQuantizedCodec q = aq;
-            long arb = actRowBytes;
             if (q instanceof ExpandedQ8Dot e) {
                 forwardExpanded(e, xq, y, n, panels, minChunk);
                 return;
@@ -167,15 +167,7 @@ public final class QuantLinear implements Linear {
                 });
                 return;
             }
-            pool.forRange(panels, minChunk, (worker, from, to) -> {
-                for (int p = from; p < to; p++) {
-                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
-                    for (int xb = 0; xb < n; xb += XB) {
-                        int rows = Math.min(n, xb + XB) - xb;
-                        for (int r = r0; r < r1; r++) q.dotQuantizedRows(data, r * rowBytes, xq, xb * arb, arb, rows, in, y, xb * out + r, out);
-                    }
-                }
-            });
+            forwardPanels(q, xq, y, n, panels, minChunk);
         } else {
             BlockCodec c = codec;
             pool.forRange(panels, minChunk, (worker, from, to) -> {
@@ -194,6 +186,51 @@ public final class QuantLinear implements Linear {
                 }
             });
         }
+    }
+
+    /**
+     * Prefill for every other activation-quantized type ({@link PanelGemm}): the quantized activations are
+     * expanded once to floats, packed in groups of {@link PanelGemm#lanes()} rows; each panel of 16 weight
+     * rows is decoded once to floats ({@link ActivationQuantizedCodec#decodePrefillRow}) and multiplied with
+     * every group in register tiles of 8 weight rows.
+     */
+    private void forwardPanels(ActivationQuantizedCodec q, MemorySegment xq, float[] y, int n, int panels, int minChunk) {
+        int cols = PanelGemm.columns(q, in), lanes = PanelGemm.lanes();
+        int groups = (n + lanes - 1) / lanes;
+        long groupSize = (long) cols * lanes;
+        if (groupSize * groups > Integer.MAX_VALUE - 16) throw new IllegalArgumentException(weight.name() + ": batch too large");
+        float[][] holder = XF.get();
+        if (holder[0].length < groupSize * groups) holder[0] = new float[(int) (groupSize * groups)];
+        float[] xp = holder[0];
+        long arb = actRowBytes;
+        pool.forRange(groups, 1, (w, from, to) -> {
+            for (int g = from; g < to; g++) {
+                int base = (int) (g * groupSize);
+                for (int lane = 0; lane < lanes; lane++) {
+                    int i = g * lanes + lane;
+                    if (i < n) PanelGemm.expand(q, xq, i * arb, in, xp, base, lanes, lane);
+                    else PanelGemm.clearLane(xp, base, cols, lanes, lane);
+                }
+            }
+        });
+        pool.forRange(panels, minChunk, (worker, from, to) -> {
+            float[][] wh = WF.get();
+            if (wh[0].length < PANEL * cols) wh[0] = new float[PANEL * cols];
+            if (wh[1].length < PanelGemm.TILE * lanes) wh[1] = new float[PanelGemm.TILE * lanes];
+            float[] wf = wh[0], tile = wh[1];
+            for (int p = from; p < to; p++) {
+                int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
+                for (int r = 0; r < nr; r++) q.decodePrefillRow(data, (r0 + r) * rowBytes, in, wf, r * cols);
+                if (nr < PANEL) java.util.Arrays.fill(wf, nr * cols, PANEL * cols, 0f);
+                for (int g = 0; g < groups; g++) {
+                    int xRows = Math.min(lanes, n - g * lanes);
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel(wf, t * cols, cols, xp, (int) (g * groupSize), Math.min(PanelGemm.TILE, nr - t), xRows,
+                                y, g * lanes * out + r0 + t, out, tile);
+                    }
+                }
+            }
+        });
     }
 
     /**
