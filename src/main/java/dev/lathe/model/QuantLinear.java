@@ -216,14 +216,22 @@ public final class QuantLinear implements Linear {
         pool.forRange(panels, minChunk, (worker, from, to) -> {
             float[][] wh = WF.get();
             if (wh[0].length < PANEL * cols) wh[0] = new float[PANEL * cols];
-            if (wh[1].length < PanelGemm.TILE * lanes) wh[1] = new float[PanelGemm.TILE * lanes];
+            if (wh[1].length < 2 * PanelGemm.TILE * lanes) wh[1] = new float[2 * PanelGemm.TILE * lanes];
             float[] wf = wh[0], tile = wh[1];
             for (int p = from; p < to; p++) {
                 int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
                 for (int r = 0; r < nr; r++) q.decodePrefillRow(data, (r0 + r) * rowBytes, in, wf, r * cols);
                 if (nr < PANEL) java.util.Arrays.fill(wf, nr * cols, PANEL * cols, 0f);
-                for (int g = 0; g < groups; g++) {
-                    int xRows = Math.min(lanes, n - g * lanes);
+                int g = 0;
+                for (; g + 2 <= groups; g += 2) {
+                    int xRows2 = Math.min(lanes, n - (g + 1) * lanes);
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel2(wf, t * cols, cols, xp, (int) (g * groupSize), (int) ((g + 1) * groupSize), Math.min(PanelGemm.TILE, nr - t),
+                                lanes, xRows2, y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
+                    }
+                }
+                if (g < groups) {
+                    int xRows = n - g * lanes;
                     for (int t = 0; t < nr; t += PanelGemm.TILE) {
                         PanelGemm.kernel(wf, t * cols, cols, xp, (int) (g * groupSize), Math.min(PanelGemm.TILE, nr - t), xRows,
                                 y, g * lanes * out + r0 + t, out, tile);

@@ -120,6 +120,30 @@ public final class PanelGemm {
     }
 
     /**
+     * {@link #kernel} for two packed groups (at {@code xpOff} and {@code xpOff2}, {@code xRows} and
+     * {@code xRows2} valid rows, outputs at {@code yOff} and {@code yOff2}); {@code tile} holds
+     * {@code 2 * TILE * lanes()} floats. Uses the two-group register tile where the vectors have 16 lanes.
+     */
+    public static void kernel2(float[] w, int wOff, int cols, float[] xp, int xpOff, int xpOff2, int wRows, int xRows, int xRows2,
+                               float[] y, int yOff, int yOff2, int yStride, float[] tile) {
+        int L = FS.length();
+        if (!VECTOR || L != 16) {
+            kernel(w, wOff, cols, xp, xpOff, wRows, xRows, y, yOff, yStride, tile);
+            kernel(w, wOff, cols, xp, xpOff2, wRows, xRows2, y, yOff2, yStride, tile);
+            return;
+        }
+        if (wOff < 0 || wOff + (long) TILE * cols > w.length) throw new IndexOutOfBoundsException("weights " + wOff + " + " + TILE + " x " + cols);
+        for (int o : new int[]{xpOff, xpOff2}) {
+            if (o < 0 || o + (long) L * cols > xp.length) throw new IndexOutOfBoundsException("activations " + o + " + " + L + " x " + cols);
+        }
+        tile8x2(w, wOff, cols, xp, xpOff, xpOff2, tile);
+        for (int r = 0; r < wRows; r++) {
+            for (int i = 0; i < xRows; i++) y[yOff + i * yStride + r] = tile[r * L + i];
+            for (int i = 0; i < xRows2; i++) y[yOff2 + i * yStride + r] = tile[(TILE + r) * L + i];
+        }
+    }
+
+    /**
      * The vector tile: 8 accumulators of {@code L} lanes; per column one vector load of activations and 8
      * broadcast weights. Kept free of scalar loops so C2 keeps the accumulators in registers.
      */
@@ -146,6 +170,61 @@ public final class PanelGemm {
         a5.intoArray(tile, 5 * L);
         a6.intoArray(tile, 6 * L);
         a7.intoArray(tile, 7 * L);
+    }
+
+    /**
+     * Two packed groups at once ({@code xp[x0 ..]} and {@code xp[x1 ..]}): 16 accumulators, per column two
+     * vector loads and 8 broadcasts for 16 fused multiply-adds (for 32-register AVX-512). The 8 x L outputs
+     * of the second group go to {@code tile[8 * L ..]}.
+     */
+    private static void tile8x2(float[] w, int w0, int cols, float[] xp, int x0, int x1, float[] tile) {
+        int L = FS.length();
+        FloatVector a0 = FloatVector.zero(FS), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols, w4 = w3 + cols, w5 = w4 + cols, w6 = w5 + cols, w7 = w6 + cols;
+        for (int k = 0; k < cols; k++) {
+            FloatVector x = FloatVector.fromArray(FS, xp, x0 + k * L), z = FloatVector.fromArray(FS, xp, x1 + k * L);
+            FloatVector v = FloatVector.broadcast(FS, w[w0 + k]);
+            a0 = x.fma(v, a0);
+            b0 = z.fma(v, b0);
+            v = FloatVector.broadcast(FS, w[w1 + k]);
+            a1 = x.fma(v, a1);
+            b1 = z.fma(v, b1);
+            v = FloatVector.broadcast(FS, w[w2 + k]);
+            a2 = x.fma(v, a2);
+            b2 = z.fma(v, b2);
+            v = FloatVector.broadcast(FS, w[w3 + k]);
+            a3 = x.fma(v, a3);
+            b3 = z.fma(v, b3);
+            v = FloatVector.broadcast(FS, w[w4 + k]);
+            a4 = x.fma(v, a4);
+            b4 = z.fma(v, b4);
+            v = FloatVector.broadcast(FS, w[w5 + k]);
+            a5 = x.fma(v, a5);
+            b5 = z.fma(v, b5);
+            v = FloatVector.broadcast(FS, w[w6 + k]);
+            a6 = x.fma(v, a6);
+            b6 = z.fma(v, b6);
+            v = FloatVector.broadcast(FS, w[w7 + k]);
+            a7 = x.fma(v, a7);
+            b7 = z.fma(v, b7);
+        }
+        a0.intoArray(tile, 0);
+        a1.intoArray(tile, L);
+        a2.intoArray(tile, 2 * L);
+        a3.intoArray(tile, 3 * L);
+        a4.intoArray(tile, 4 * L);
+        a5.intoArray(tile, 5 * L);
+        a6.intoArray(tile, 6 * L);
+        a7.intoArray(tile, 7 * L);
+        b0.intoArray(tile, 8 * L);
+        b1.intoArray(tile, 9 * L);
+        b2.intoArray(tile, 10 * L);
+        b3.intoArray(tile, 11 * L);
+        b4.intoArray(tile, 12 * L);
+        b5.intoArray(tile, 13 * L);
+        b6.intoArray(tile, 14 * L);
+        b7.intoArray(tile, 15 * L);
     }
 
     /** Plain-Java {@link #kernel} for packed groups of {@code lanes} rows (fallback and test reference). */

@@ -122,18 +122,23 @@ class PanelGemmTest {
         }
         int stride = OUT + 3;
         float[] y = new float[k.rows * stride + 2];
-        float[] wf = new float[16 * cols], tile = new float[PanelGemm.TILE * lanes];
+        float[] wf = new float[16 * cols], tile = new float[2 * PanelGemm.TILE * lanes];
         for (int r0 = 0; r0 < OUT; r0 += 16) {
             int nr = Math.min(OUT, r0 + 16) - r0;
             java.util.Arrays.fill(wf, 0f);
             for (int r = 0; r < nr; r++) c.decodePrefillRow(k.w, (r0 + r) * k.rowBytes, n, wf, r * cols);
             for (int g = 0; g < groups; g++) {
                 int xRows = Math.min(lanes, k.rows - g * lanes), xo = 5 + g * cols * lanes, yo = 2 + g * lanes * stride + r0;
+                boolean pair = !scalar && g + 1 < groups; // the two-group tile, as QuantLinear runs it
                 for (int t = 0; t < nr; t += PanelGemm.TILE) {
                     int wRows = Math.min(PanelGemm.TILE, nr - t);
                     if (scalar) PanelGemm.kernelScalar(wf, t * cols, cols, xp, xo, lanes, wRows, xRows, y, yo + t, stride);
-                    else PanelGemm.kernel(wf, t * cols, cols, xp, xo, wRows, xRows, y, yo + t, stride, tile);
+                    else if (pair) {
+                        PanelGemm.kernel2(wf, t * cols, cols, xp, xo, xo + cols * lanes, wRows, xRows, Math.min(lanes, k.rows - (g + 1) * lanes),
+                                y, yo + t, yo + lanes * stride + t, stride, tile);
+                    } else PanelGemm.kernel(wf, t * cols, cols, xp, xo, wRows, xRows, y, yo + t, stride, tile);
                 }
+                if (pair) g++;
             }
         }
         return y;
