@@ -19,11 +19,21 @@ import java.lang.foreign.MemorySegment;
  * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
  * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. The quantized activations live
  * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
- * native memory once. Q4_0/Q8_0 weights ({@link ExpandedQ8Dot}) take a faster route: the activations are
- * expanded to floats once per call; decode (one row) splits rows over threads in tiles of 4, prefill decodes
- * each panel of 16 weight rows once to floats and multiplies it with blocks of 32 input rows in 2x2 register
- * tiles. Other types run {@link ActivationQuantizedCodec#dotQuantizedRows} per weight row and input block.
- * All routes give the same floats as {@link ActivationQuantizedCodec#dotQuantized} (on AVX-512 machines).
+ * native memory once. Decode (one input row) runs {@link ActivationQuantizedCodec#dotQuantized} per weight
+ * row, in tiles of 4 rows split over threads. Prefill (several input rows) decodes each panel of 16 weight
+ * rows once to floats and multiplies it with all input rows in register tiles, in two ways:
+ * <ul>
+ * <li>Q4_0/Q8_0 ({@link ExpandedQ8Dot}): quants and block scales kept apart on both sides, 2x2 tiles of
+ * (weight row, input row) dots over blocks of 32 input rows; the same floats as dotQuantized on AVX-512.</li>
+ * <li>Every other type ({@link PanelGemm}: Q4_1, Q5_0, Q5_1, IQ4_NL with Q8_0/Q8_1 activations, Q2_K..Q6_K
+ * with Q8_K): the quantized activations are expanded once per call to their values d*q (plus, for Q4_1/Q5_1,
+ * the Q8_1 blocks' stored sums as extra columns), packed column-major in groups of one vector of rows; the
+ * panel is decoded with {@link ActivationQuantizedCodec#decodePrefillRow} (the dequantized weights; Q4_1/Q5_1
+ * d*q plus the mins as extra columns) and multiplied in tiles of 8 weight rows by one or two groups, one
+ * vector of outputs per accumulator. The results equal dotQuantized up to float rounding (float sums of
+ * exact products instead of integer block sums scaled in float).</li>
+ * </ul>
+ * Both keep llama.cpp's arithmetic model: the weights meet the activations as quantized to the vec_dot type.
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
