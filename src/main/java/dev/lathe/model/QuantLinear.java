@@ -7,6 +7,7 @@ import dev.lathe.tensor.BlockCodec;
 import dev.lathe.tensor.BlockCodecs;
 import dev.lathe.tensor.ExpandedQ8Dot;
 import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.PanelGemm;
 import dev.lathe.tensor.Tensor;
 
 import java.lang.foreign.Arena;
@@ -18,11 +19,21 @@ import java.lang.foreign.MemorySegment;
  * quantized to its activation type (Q8_0 / Q8_1 / Q8_K) and the dots run on the quantized rows, exactly as
  * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. The quantized activations live
  * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
- * native memory once. Q4_0/Q8_0 weights ({@link ExpandedQ8Dot}) take a faster route: the activations are
- * expanded to floats once per call; decode (one row) splits rows over threads in tiles of 4, prefill decodes
- * each panel of 16 weight rows once to floats and multiplies it with blocks of 32 input rows in 2x2 register
- * tiles. Other types run {@link ActivationQuantizedCodec#dotQuantizedRows} per weight row and input block.
- * All routes give the same floats as {@link ActivationQuantizedCodec#dotQuantized} (on AVX-512 machines).
+ * native memory once. Decode (one input row) runs {@link ActivationQuantizedCodec#dotQuantized} per weight
+ * row, in tiles of 4 rows split over threads. Prefill (several input rows) decodes each panel of 16 weight
+ * rows once to floats and multiplies it with all input rows in register tiles, in two ways:
+ * <ul>
+ * <li>Q4_0/Q8_0 ({@link ExpandedQ8Dot}): quants and block scales kept apart on both sides, 2x2 tiles of
+ * (weight row, input row) dots over blocks of 32 input rows; the same floats as dotQuantized on AVX-512.</li>
+ * <li>Every other type ({@link PanelGemm}: Q4_1, Q5_0, Q5_1, IQ4_NL with Q8_0/Q8_1 activations, Q2_K..Q6_K
+ * with Q8_K): the quantized activations are expanded once per call to their values d*q (plus, for Q4_1/Q5_1,
+ * the Q8_1 blocks' stored sums as extra columns), packed column-major in groups of one vector of rows; the
+ * panel is decoded with {@link ActivationQuantizedCodec#decodePrefillRow} (the dequantized weights; Q4_1/Q5_1
+ * d*q plus the mins as extra columns) and multiplied in tiles of 8 weight rows by one or two groups, one
+ * vector of outputs per accumulator. The results equal dotQuantized up to float rounding (float sums of
+ * exact products instead of integer block sums scaled in float).</li>
+ * </ul>
+ * Both keep llama.cpp's arithmetic model: the weights meet the activations as quantized to the vec_dot type.
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
@@ -154,7 +165,6 @@ public final class QuantLinear implements Linear {
                 });
             }
             ActivationQuantizedCodec q = aq;
-            long arb = actRowBytes;
             if (q instanceof ExpandedQ8Dot e) {
                 forwardExpanded(e, xq, y, n, panels, minChunk);
                 return;
@@ -167,15 +177,7 @@ public final class QuantLinear implements Linear {
                 });
                 return;
             }
-            pool.forRange(panels, minChunk, (worker, from, to) -> {
-                for (int p = from; p < to; p++) {
-                    int r0 = p * PANEL, r1 = Math.min(out, r0 + PANEL);
-                    for (int xb = 0; xb < n; xb += XB) {
-                        int rows = Math.min(n, xb + XB) - xb;
-                        for (int r = r0; r < r1; r++) q.dotQuantizedRows(data, r * rowBytes, xq, xb * arb, arb, rows, in, y, xb * out + r, out);
-                    }
-                }
-            });
+            forwardPanels(q, xq, y, n, panels, minChunk);
         } else {
             BlockCodec c = codec;
             pool.forRange(panels, minChunk, (worker, from, to) -> {
@@ -194,6 +196,59 @@ public final class QuantLinear implements Linear {
                 }
             });
         }
+    }
+
+    /**
+     * Prefill for every other activation-quantized type ({@link PanelGemm}): the quantized activations are
+     * expanded once to floats, packed in groups of {@link PanelGemm#lanes()} rows; each panel of 16 weight
+     * rows is decoded once to floats ({@link ActivationQuantizedCodec#decodePrefillRow}) and multiplied with
+     * every group in register tiles of 8 weight rows.
+     */
+    private void forwardPanels(ActivationQuantizedCodec q, MemorySegment xq, float[] y, int n, int panels, int minChunk) {
+        int cols = PanelGemm.columns(q, in), lanes = PanelGemm.lanes();
+        int groups = (n + lanes - 1) / lanes;
+        long groupSize = (long) cols * lanes;
+        if (groupSize * groups > Integer.MAX_VALUE - 16) throw new IllegalArgumentException(weight.name() + ": batch too large");
+        float[][] holder = XF.get();
+        if (holder[0].length < groupSize * groups) holder[0] = new float[(int) (groupSize * groups)];
+        float[] xp = holder[0];
+        long arb = actRowBytes;
+        pool.forRange(groups, 1, (w, from, to) -> {
+            for (int g = from; g < to; g++) {
+                int base = (int) (g * groupSize);
+                for (int lane = 0; lane < lanes; lane++) {
+                    int i = g * lanes + lane;
+                    if (i < n) PanelGemm.expand(q, xq, i * arb, in, xp, base, lanes, lane);
+                    else PanelGemm.clearLane(xp, base, cols, lanes, lane);
+                }
+            }
+        });
+        pool.forRange(panels, minChunk, (worker, from, to) -> {
+            float[][] wh = WF.get();
+            if (wh[0].length < PANEL * cols) wh[0] = new float[PANEL * cols];
+            if (wh[1].length < 2 * PanelGemm.TILE * lanes) wh[1] = new float[2 * PanelGemm.TILE * lanes];
+            float[] wf = wh[0], tile = wh[1];
+            for (int p = from; p < to; p++) {
+                int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
+                for (int r = 0; r < nr; r++) q.decodePrefillRow(data, (r0 + r) * rowBytes, in, wf, r * cols);
+                if (nr < PANEL) java.util.Arrays.fill(wf, nr * cols, PANEL * cols, 0f);
+                int g = 0;
+                for (; g + 2 <= groups; g += 2) {
+                    int xRows2 = Math.min(lanes, n - (g + 1) * lanes);
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel2(wf, t * cols, cols, xp, (int) (g * groupSize), (int) ((g + 1) * groupSize), Math.min(PanelGemm.TILE, nr - t),
+                                lanes, xRows2, y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
+                    }
+                }
+                if (g < groups) {
+                    int xRows = n - g * lanes;
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel(wf, t * cols, cols, xp, (int) (g * groupSize), Math.min(PanelGemm.TILE, nr - t), xRows,
+                                y, g * lanes * out + r0 + t, out, tile);
+                    }
+                }
+            }
+        });
     }
 
     /**

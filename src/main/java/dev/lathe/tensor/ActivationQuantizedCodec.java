@@ -45,6 +45,27 @@ public interface ActivationQuantizedCodec extends BlockCodec {
         ((ActivationQuantizer) BlockCodecs.get(activationType())).quantizeActivations(x, xOff, n, xq, xqOff);
     }
 
+    /**
+     * Decodes one stored weight row of {@code n} values to the float columns of the prefill GEMM
+     * ({@link PanelGemm}): {@link PanelGemm#columns} floats at {@code dst[dstOff ..]} whose dot with the
+     * expanded activations ({@link PanelGemm#expand}: {@code d * q} per value, then the stored block sums
+     * when {@link #prefillUsesActivationSums}) equals {@link #dotQuantized} up to float rounding. The
+     * default, the dequantized weights, fits every type whose dotQuantized is the dot of dequantized
+     * weights with dequantized activations (the k-quants fold their mins in: their bsums are exact).
+     */
+    default void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        dequantize(w, wOff, dst, dstOff, n);
+    }
+
+    /**
+     * True when {@link #dotQuantized} adds each weight block's min times the activation block's stored
+     * fp16 sum (Q4_1 and Q5_1 with Q8_1, as ggml_vec_dot_q4_1_q8_1): the min cannot be folded into the
+     * decoded weights, whose rows then carry one extra column per 32-block holding the min.
+     */
+    default boolean prefillUsesActivationSums() {
+        return false;
+    }
+
     /** Bytes of quantized activations needed for {@code n} values. */
     default long activationBytes(int n) {
         return activationType().bytesFor(n);

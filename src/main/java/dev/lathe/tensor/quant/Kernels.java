@@ -134,6 +134,28 @@ final class Kernels {
         return acc;
     }
 
+    /**
+     * Decodes 16 quants to floats for the prefill panels: {@code q = ((lo >>> loShift) & loMask) |
+     * (((hi >>> hiShift) & hiMask) << hiBit)} (zero-extended bytes; hiMask 0: no high bits), then
+     * {@code dst[o + j] = (q - off) * d - m} with one rounding, which is what the codecs' scalar
+     * dequantization computes ({@code (q - off) * d} is exact for their fp16-times-small-int scales).
+     */
+    static void decode16(ByteVector lo, int loShift, int loMask, ByteVector hi, int hiShift, int hiMask, int hiBit, int off,
+                         float d, float m, float[] dst, int o) {
+        FloatVector vd = FloatVector.broadcast(F, d), vm = FloatVector.broadcast(F, -m);
+        for (int p = 0; p < PARTS; p++) {
+            IntVector q = widen(lo, p).lanewise(VectorOperators.LSHR, loShift).and(loMask);
+            if (hiMask != 0) q = q.or(widen(hi, p).lanewise(VectorOperators.LSHR, hiShift).and(hiMask).lanewise(VectorOperators.LSHL, hiBit));
+            f(q.sub(off)).fma(vd, vm).intoArray(dst, o + p * I.length());
+        }
+    }
+
+    /** {@link #decode16} bounds: {@code n} values at {@code dstOff} must fit. */
+    static void checkDecode(dev.lathe.tensor.GgmlType t, int n, float[] dst, int dstOff, int extra) {
+        QuantMath.checkBlocks(t, n);
+        if (dstOff < 0 || dstOff + (long) n + extra > dst.length) throw new IndexOutOfBoundsException("decode " + dstOff + "+" + n + " outside array of " + dst.length);
+    }
+
     static void checkFloatDot(dev.lathe.tensor.GgmlType t, float[] x, int xOff, int n) {
         QuantMath.checkBlocks(t, n);
         if (xOff < 0 || xOff + (long) n > x.length) throw new IndexOutOfBoundsException("activations " + xOff + "+" + n + " outside array of " + x.length);

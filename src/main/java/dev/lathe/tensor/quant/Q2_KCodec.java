@@ -183,4 +183,19 @@ public final class Q2_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc);
     }
+
+    /** Prefill columns: the dequantized weights d*sc*q - dmin*m, 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            // value group g of a block: 128-half k, shift j, 16-half h; scale byte 8k + 2j + h
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, h = g & 1;
+            long wo = wOff + 84L * i;
+            int sc = u8(w, wo + 8 * k + 2 * j + h);
+            float dl = halfAt(w, wo + 80) * (sc & 0xF), ml = halfAt(w, wo + 82) * (sc >> 4);
+            ByteVector q = Kernels.load16(w, wo + 16 + 32 * k + 16 * h);
+            Kernels.decode16(q, 2 * j, 3, q, 0, 0, 0, 0, dl, ml, dst, dstOff + 256 * i + 128 * k + 32 * j + 16 * h);
+        }
+    }
 }

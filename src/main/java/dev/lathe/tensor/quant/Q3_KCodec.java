@@ -211,4 +211,18 @@ public final class Q3_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc) - 4 * corr;
     }
+
+    /** Prefill columns: the dequantized weights d*sc*q, 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            // value group g of a block: 128-half k, shift j, 16-half h; scale 8k + 2j + h; hmask bit 4k + j
+            int i = g >> 4, k = (g >> 3) & 1, j = (g >> 1) & 3, h = g & 1;
+            long wo = wOff + 110L * i;
+            float dl = halfAt(w, wo + 108) * scale(w, wo, 8 * k + 2 * j + h);
+            ByteVector q = Kernels.load16(w, wo + 32 + 32 * k + 16 * h), hm = Kernels.load16(w, wo + 16 * h);
+            Kernels.decode16(q, 2 * j, 3, hm, 4 * k + j, 1, 2, 4, dl, 0f, dst, dstOff + 256 * i + 128 * k + 32 * j + 16 * h);
+        }
+    }
 }

@@ -122,4 +122,23 @@ public final class Q4_1Codec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc) + summs;
     }
+
+    /** Prefill columns: d * q per value (no min), then each block's min m, multiplied with the Q8_1 sums s. */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, n / 32);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long o = wOff + 20L * b;
+            float d = halfAt(w, o);
+            ByteVector q = Kernels.load16(w, o + 4);
+            Kernels.decode16(q, 0, 0xF, q, 0, 0, 0, 0, d, 0f, dst, dstOff + 32 * b);
+            Kernels.decode16(q, 4, 0xF, q, 0, 0, 0, 0, d, 0f, dst, dstOff + 32 * b + 16);
+            dst[dstOff + n + b] = halfAt(w, o + 2);
+        }
+    }
+
+    @Override
+    public boolean prefillUsesActivationSums() {
+        return true;
+    }
 }

@@ -241,4 +241,23 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc);
     }
+
+    /** Prefill columns: the dequantized weights d*sc*q - dmin*m, 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 144L * i;
+            float d = halfAt(w, wo), dmin = halfAt(w, wo + 2);
+            long sc = packedScales(w, wo + 4), mn = packedMins(w, wo + 4);
+            for (int js = 0; js < 8; js++) {
+                float d1 = d * (int) ((sc >>> (8 * js)) & 0xFF), m1 = dmin * (int) ((mn >>> (8 * js)) & 0xFF);
+                long qo = wo + 16 + 32 * (js >> 1);
+                int shift = 4 * (js & 1), o = dstOff + 256 * i + 32 * js;
+                ByteVector q0 = Kernels.load16(w, qo), q1 = Kernels.load16(w, qo + 16);
+                Kernels.decode16(q0, shift, 0xF, q0, 0, 0, 0, 0, d1, m1, dst, o);
+                Kernels.decode16(q1, shift, 0xF, q1, 0, 0, 0, 0, d1, m1, dst, o + 16);
+            }
+        }
+    }
 }

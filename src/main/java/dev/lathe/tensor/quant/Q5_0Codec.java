@@ -129,4 +129,18 @@ public final class Q5_0Codec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc);
     }
+
+    /** Prefill columns: the dequantized weights (q - 16) * d, 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long wo = wOff + 22L * b;
+            float d = halfAt(w, wo);
+            int qh = w.get(I32, wo + 2);
+            ByteVector q = Kernels.load16(w, wo + 6);
+            Kernels.decode16(q, 0, 0xF, Kernels.spread(qh), 0, 0x10, 0, 16, d, 0f, dst, dstOff + 32 * b);
+            Kernels.decode16(q, 4, 0xF, Kernels.spread(qh >>> 16), 0, 0x10, 0, 16, d, 0f, dst, dstOff + 32 * b + 16);
+        }
+    }
 }

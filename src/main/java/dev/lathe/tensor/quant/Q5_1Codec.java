@@ -120,4 +120,24 @@ public final class Q5_1Codec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc) + summs;
     }
+
+    /** Prefill columns: d * q per value (no min), then each block's min m, multiplied with the Q8_1 sums s. */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, n / 32);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long o = wOff + 24L * b;
+            float d = halfAt(w, o);
+            int qh = w.get(I32, o + 4);
+            ByteVector q = Kernels.load16(w, o + 8);
+            Kernels.decode16(q, 0, 0xF, Kernels.spread(qh), 0, 0x10, 0, 0, d, 0f, dst, dstOff + 32 * b);
+            Kernels.decode16(q, 4, 0xF, Kernels.spread(qh >>> 16), 0, 0x10, 0, 0, d, 0f, dst, dstOff + 32 * b + 16);
+            dst[dstOff + n + b] = halfAt(w, o + 2);
+        }
+    }
+
+    @Override
+    public boolean prefillUsesActivationSums() {
+        return true;
+    }
 }

@@ -139,4 +139,24 @@ public final class Q5_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc);
     }
+
+    /** Prefill columns: the dequantized weights d*sc*q - dmin*m, 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 176L * i;
+            float d = halfAt(w, wo), dmin = halfAt(w, wo + 2);
+            long sc = Q4_KCodec.packedScales(w, wo + 4), mn = Q4_KCodec.packedMins(w, wo + 4);
+            for (int js = 0; js < 8; js++) {
+                float d1 = d * (int) ((sc >>> (8 * js)) & 0xFF), m1 = dmin * (int) ((mn >>> (8 * js)) & 0xFF);
+                long qo = wo + 48 + 32 * (js >> 1);
+                int shift = 4 * (js & 1), o = dstOff + 256 * i + 32 * js;
+                for (int h = 0; h < 2; h++) {
+                    ByteVector ql = Kernels.load16(w, qo + 16 * h), qh = Kernels.load16(w, wo + 16 + 16 * h);
+                    Kernels.decode16(ql, shift, 0xF, qh, js, 1, 4, 0, d1, m1, dst, o + 16 * h);
+                }
+            }
+        }
+    }
 }

@@ -185,4 +185,18 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
         }
         return Kernels.sum(acc);
     }
+
+    /** Prefill columns: the dequantized weights d*sc*(q - 32), 16 at a time (same floats as dequantize). */
+    @Override
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
+        for (int g = 0, ng = n / 16; g < ng; g++) {
+            int i = g >> 4, k = (g >> 3) & 1, quarter = (g >> 1) & 3, half = g & 1;
+            long wo = wOff + 210L * i;
+            float d = halfAt(w, wo + 208) * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+            ByteVector ql = Kernels.load16(w, wo + 64 * k + 32 * (quarter & 1) + 16 * half);
+            ByteVector qh = Kernels.load16(w, wo + 128 + 32 * k + 16 * half);
+            Kernels.decode16(ql, 4 * (quarter >> 1), 0xF, qh, 2 * quarter, 3, 4, 32, d, 0f, dst, dstOff + 256 * i + 128 * k + 32 * quarter + 16 * half);
+        }
+    }
 }
