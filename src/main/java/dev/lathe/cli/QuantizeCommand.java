@@ -91,6 +91,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--mix-ctx", defaultValue = "256", description = "with --type auto: tokens per measuring chunk (default ${DEFAULT-VALUE})")
     int mixCtx;
 
+    @Option(names = "--mix-measure", defaultValue = "all",
+            description = "with --type auto: all (measure every candidate) or anchors (measure Q4_K and Q8_0 per tensor, predict the rest from rounding errors: a third of the cost; default ${DEFAULT-VALUE})")
+    String mixMeasure;
+
     @Option(names = "--sensitivity", description = "with --type auto: JSON file to read measurements from and add new ones to")
     Path sensitivity;
 
@@ -124,6 +128,11 @@ final class QuantizeCommand implements Callable<Integer> {
                 types.add(g.type());
             }
             List<GgmlType> cand = types.isEmpty() ? AutoMix.DEFAULT_TYPES : types;
+            AutoMix.Measure measure = switch (mixMeasure.toLowerCase(Locale.ROOT)) {
+                case "all" -> AutoMix.Measure.ALL;
+                case "anchors" -> AutoMix.Measure.ANCHORS;
+                default -> throw new LatheException("--mix-measure must be all or anchors, got '" + mixMeasure + "'");
+            };
             o = o.withPlanner(src -> {
                 Tokenizer tok = Tokenizers.load(src).orElseThrow(() -> new LatheException(src.path(), "the model has no tokenizer (needed for calibration text)"));
                 int ctx = Math.min(mixCtx, src.config().contextLength());
@@ -132,7 +141,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 for (int i = 0; i < d.size(); i++) System.arraycopy(d.samples().get(i), 0, ids, i * ctx, ctx);
                 Perplexity.Options po = new Perplexity.Options(ctx, tok.addBos() ? tok.bosId() : -1, -1, -1);
                 try (CliProgress bar = new CliProgress("measure mix", json)) {
-                    return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, Parallel.common(),
+                    return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, measure, Parallel.common(),
                             (d2, t, last, eta) -> bar.update(d2, t, String.format(Locale.ROOT, "%s %s KLD %.5f", last.tensor(), last.format(), last.kldMean()))).plan();
                 }
             });

@@ -220,7 +220,7 @@ public record QuantPlan(String name, int ftype, Map<String, WeightFormat> format
     }
 
     /** llama.cpp's replacement type when rows of {@code nx} are not a multiple of {@code t}'s block size. */
-    static GgmlType fallback(String name, GgmlType t, long nx, List<String> notes) {
+    public static GgmlType fallback(String name, GgmlType t, long nx, List<String> notes) {
         if (nx % t.blockSize == 0) return t;
         GgmlType f = switch (t) {
             case Q2_K, Q3_K -> GgmlType.IQ4_NL;

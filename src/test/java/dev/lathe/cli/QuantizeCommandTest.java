@@ -148,6 +148,7 @@ class QuantizeCommandTest {
                 {"--type", "auto", "--bpw", 4},
                 {"--type", "Q4_K_M", "--bpw", 4},
                 {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-types", "int4-g128"},
+                {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-measure", "some"},
                 {"--type", "auto", "--bpw", 1, "--calib", calib, "--mix-chunks", 1, "--mix-ctx", 32}}) {
             Object[] all = new Object[args.length + 4];
             all[0] = "quantize";

@@ -83,6 +83,46 @@ class AutoMixTest {
         }
     }
 
+    @Test
+    void anchorsMeasureTwoTypesPerTensorAndPredictTheRest() throws IOException {
+        int[] ids = PerplexityTest.mobyIds();
+        Path all = tmp.resolve("all.json"), anchors = tmp.resolve("anchors.json");
+        List<GgmlType> types = List.of(GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q8_0);
+        try (GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"))) {
+            int n = QuantPlan.quantizable(src).size();
+            AutoMix.Result a = AutoMix.plan(src, types, 4.5, ids, O, anchors, AutoMix.Measure.ANCHORS, Parallel.common(), (d, t, e, eta) -> {});
+            assertThat(a.measured()).isEqualTo(2 * n);
+            assertThat(a.predicted()).isEqualTo(3 * n);
+            assertThat(AutoMix.read(anchors, AutoMix.textId(ids, O))).hasSize(2 * n).allMatch(e -> e.format().equals("Q4_K") || e.format().equals("Q8_0"));
+            AutoMix.Result m = AutoMix.plan(src, types, 4.5, ids, O, all, AutoMix.Measure.ALL, Parallel.common(), (d, t, e, eta) -> {});
+            assertThat(m.measured()).isEqualTo(5 * n);
+            // predictions against the measurements of the same candidates
+            Map<String, Double> meas = new java.util.HashMap<>();
+            for (Sensitivity.Entry e : AutoMix.read(all, AutoMix.textId(ids, O))) meas.put(e.tensor() + "/" + e.format(), e.kldMean());
+            double sumLog = 0;
+            int k = 0;
+            for (String t : QuantPlan.quantizable(src)) {
+                var cands = MixAllocator.candidates(src, types).get(t);
+                var err = AutoMix.roundingErrors(src, t, cands, Parallel.common());
+                var an = AutoMix.anchorsOf(src, t, cands);
+                Map<String, Sensitivity.Entry> known = new java.util.HashMap<>();
+                for (var f : an) known.put(t + "/" + f, new Sensitivity.Entry(t, f.toString(), 0, 0, meas.get(t + "/" + f), 0, 0, 1));
+                for (var f : cands) {
+                    if (an.contains(f) || meas.get(t + "/" + f) < 1e-6) continue;
+                    sumLog += Math.abs(Math.log(AutoMix.predict(err, an, known, t, f) / meas.get(t + "/" + f)));
+                    k++;
+                }
+            }
+            System.out.printf("tiny-llama: anchors predict %d measured KLDs within x%.2f on average%n", k, Math.exp(sumLog / k));
+            assertThat(k).isGreaterThan(n);
+            assertThat(sumLog / k).isLessThan(Math.log(1.5));
+            // the predicted mix still beats uniform Q4_K at its size
+            double mixKld = measured(src, a.plan().formats(), ids);
+            double q4Kld = measured(src, QuantPlan.uniform(src, new WeightFormat.Gguf(GgmlType.Q4_K)).formats(), ids);
+            assertThat(mixKld).isLessThan(q4Kld);
+        }
+    }
+
     private static double measured(GgufWeightSource src, Map<String, WeightFormat> formats, int[] ids) {
         java.util.Map<String, dev.lathe.tensor.Tensor> map = new java.util.LinkedHashMap<>();
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
