@@ -130,7 +130,7 @@ final class SparseGemm {
                 vOff = 0;
             } else {
                 int count = w.rowStart[b1] - w.rowStart[b0];
-                if (s.vb.length < count + L) s.vb = new float[count + L];
+                if (s.vb.length < count + 2 * L) s.vb = new float[count + 2 * L];
                 v = s.vb;
                 vOff = -w.rowStart[b0];
                 widen(w, b0, b1, v);
@@ -174,7 +174,17 @@ final class SparseGemm {
                         long bits = (w.mask[mo + (g >>> 1)] >>> ((g & 1) << 5)) & 0xffffffffL;
                         int cnt = Long.bitCount(bits);
                         float sc = Float.float16ToFloat(w.scales[r * groups + g]);
-                        for (int i = 0; i < cnt; i++) dst[o++] = w.q[p++] * sc;
+                        // whole vectors: the lanes past cnt are overwritten by the next group (dst and q
+                        // carry padding for the last one)
+                        for (int i = 0; i < cnt; i += L) {
+                            if (p + i + SparseKernels.B.length() > w.q.length) { // a byte vector wider than L floats
+                                for (int j = i; j < cnt; j++) dst[o + j] = w.q[p + j] * sc;
+                                break;
+                            }
+                            SparseKernels.bytes(w.q, p + i).mul(sc).intoArray(dst, o + i);
+                        }
+                        o += cnt;
+                        p += cnt;
                     }
                 }
             }
