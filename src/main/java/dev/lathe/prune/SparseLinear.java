@@ -9,9 +9,11 @@ import dev.lathe.model.Parallel;
 
 /**
  * A {@link Linear} over a {@link SparseMatrix}. Decode (n = 1): output rows split over the pool, each row a
- * masked-expand dot product that reads only the kept values and the bitmask. Prefill (n > 1):
- * each thread expands a panel of {@value #PANEL} rows into a dense L1/L2-resident buffer once and multiplies it
- * with all input rows, four weight rows per FMA pass.
+ * masked-expand dot product that reads only the kept values and the bitmask. Prefill (n > 1): by default
+ * {@link SparseGemm} (the input transposed in blocks of up to 4L rows, each weight row walking its kept values
+ * into register accumulators: work proportional to the kept values); for small batches of nearly dense
+ * matrices the old panel route can be faster (each thread expands a panel of {@value #PANEL} rows into a dense
+ * buffer once and multiplies it with all input rows); {@link #route} picks per call by a cost model.
  */
 public final class SparseLinear implements Linear {
     static final int PANEL = 16;
@@ -95,9 +97,10 @@ public final class SparseLinear implements Linear {
     /**
      * The route for a batch of n rows: the decode kernel for one row, else whichever of {@link Route#SPARSE}
      * and {@link Route#PANEL} the cost model of {@link SparseGemm#cost} says is faster for this n and this
-     * matrix's kept values per 64 columns (SPARSE from n = 2 at 90 % sparsity, n = 17 at 70 %, about 24 at
-     * 50 % and about 32 for a dense matrix; SPARSE runs batches of up to {@value SparseGemm#TAIL} rows, and the
-     * tail of a batch, with the decode kernel).
+     * matrix's kept values per 64 columns. With L = 16 that gives SPARSE for every n at 90 % sparsity, for
+     * n = 2, 3 and n >= 7 at 70 %, n = 2, 3 and n >= 10 at 50 %, and PANEL for most n below 51 when nothing
+     * is pruned. SPARSE runs batches of up to {@value SparseGemm#TAIL} rows (and the tail of a batch) with
+     * the decode kernel, row by row.
      */
     Route route(int n) {
         if (n == 1) return Route.ROWS;
@@ -125,7 +128,8 @@ public final class SparseLinear implements Linear {
 
     private void forwardRows(float[] x, float[] y, int n) {
         int in = w.cols, out = w.rows;
-        int minChunk = Math.max(1, 32768 / Math.max(1, in * n));
+        // as DenseLinear: about 64 Ki columns per chunk, so a small matrix runs inline (no hand-off)
+        int minChunk = Math.max(1, 65536 / Math.max(1, in * n));
         pool.forRange(out, minChunk, (worker, from, to) -> {
             Scratch s = scratch(in);
             for (int i = 0; i < n; i++) {
