@@ -74,7 +74,7 @@ final class SparseKernels {
         return dotF32(mask, mOff, buf, 0, x, xOff, cols);
     }
 
-    private static FloatVector bytes(byte[] v, int p) {
+    static FloatVector bytes(byte[] v, int p) {
         return (FloatVector) ByteVector.fromArray(B, v, p).convertShape(VectorOperators.B2F, F, 0);
     }
 

@@ -96,4 +96,118 @@ class SparseLinearTest {
         // 2 bytes per kept value + 1 mask bit per column + 4 bytes per row
         assertEquals(rows * cols / 2 * 2L + rows * cols / 8 + 4L * rows, nm.storageBytes());
     }
+
+    /** y = x W^T in double for n rows, and per output the sum of |w x| (the scale of its rounding error). */
+    static double[][] reference(float[] dense, int rows, int cols, float[] x, int n) {
+        double[] y = new double[n * rows], mag = new double[n * rows];
+        for (int i = 0; i < n; i++) {
+            for (int r = 0; r < rows; r++) {
+                double s = 0, m = 0;
+                for (int c = 0; c < cols; c++) {
+                    double p = (double) dense[r * cols + c] * x[i * cols + c];
+                    s += p;
+                    m += Math.abs(p);
+                }
+                y[i * rows + r] = s;
+                mag[i * rows + r] = m;
+            }
+        }
+        return new double[][]{y, mag};
+    }
+
+    /** Every prefill route (and the chosen one) against the double product of the decoded weights. */
+    static void checkRoutes(SparseMatrix s, String what) {
+        float[] dense = s.toDense();
+        SparseLinear sl = new SparseLinear(s, POOL);
+        for (int n : new int[]{1, 2, 3, 5, 17, 33, 64, 68, 70}) {
+            float[] x = random(n, s.cols(), 7 * n + s.cols());
+            double[][] ref = reference(dense, s.rows(), s.cols(), x, n);
+            for (SparseLinear.Route route : SparseLinear.Route.values()) {
+                float[] y = new float[n * s.rows()];
+                java.util.Arrays.fill(y, Float.NaN);
+                sl.forward(x, y, n, route);
+                for (int i = 0; i < y.length; i++) {
+                    assertEquals(ref[0][i], y[i], 2e-6 * ref[1][i] + 1e-30, what + " " + route + " n=" + n + " output " + i);
+                }
+            }
+            float[] y = new float[n * s.rows()];
+            sl.forward(x, y, n);
+            for (int i = 0; i < y.length; i++) assertEquals(ref[0][i], y[i], 2e-6 * ref[1][i] + 1e-30, what + " chosen route n=" + n);
+        }
+    }
+
+    /** A pruned matrix with one all-zero row, one row with no zero and (when {@code denseRows}) more full rows. */
+    static float[] prunedWithEmptyAndFullRows(int rows, int cols, Pattern pattern, long seed) {
+        float[] w = random(rows, cols, seed);
+        float[] full = random(rows, cols, seed + 1);
+        Pruner.prune(w, Pruner.magnitudeScores(w), rows, cols, pattern, Pruner.Scope.ROW);
+        for (int c = 0; c < cols; c++) {
+            w[3 * cols + c] = 0f;
+            w[5 * cols + c] = full[5 * cols + c];
+            w[(rows - 1) * cols + c] = full[(rows - 1) * cols + c];
+        }
+        return w;
+    }
+
+    @Test
+    void prefillRoutesMatchDenseForAllValueTypes() {
+        // 100 and 300 columns: not multiples of 64 (300 spans three column chunks); Q8 needs multiples of 32
+        // (160, 288); 37 rows: two row blocks, the second partial
+        int rows = 37;
+        for (int cols : new int[]{100, 160, 288, 300}) {
+            for (double sp : new double[]{0.5, 0.7, 0.9}) {
+                float[] w = prunedWithEmptyAndFullRows(rows, cols, Pattern.unstructured(sp), cols + (long) (sp * 1000));
+                for (ValueType vt : ValueType.values()) {
+                    if (vt == ValueType.Q8 && cols % 32 != 0) continue;
+                    SparseMatrix s = SparseMatrix.encode(w, rows, cols, vt);
+                    assertEquals(0, s.rowCount(3));
+                    assertEquals(cols, s.rowCount(5));
+                    checkRoutes(s, vt + " " + cols + " cols sparsity " + sp);
+                }
+            }
+        }
+    }
+
+    @Test
+    void prefillRoutesMatchDenseFor24() {
+        int rows = 37;
+        for (int cols : new int[]{160, 300}) {
+            float[] w = prunedWithEmptyAndFullRows(rows, cols, Pattern.nm(2, 4), cols);
+            for (ValueType vt : ValueType.values()) {
+                if (vt == ValueType.Q8 && cols % 32 != 0) continue;
+                checkRoutes(SparseMatrix.encode(w, rows, cols, vt), vt + " 2:4 " + cols + " cols");
+            }
+        }
+    }
+
+    @Test
+    void prefillOfAllZeroMatrixIsZero() {
+        int rows = 40, cols = 96;
+        for (ValueType vt : ValueType.values()) {
+            SparseLinear sl = new SparseLinear(SparseMatrix.encode(new float[rows * cols], rows, cols, vt), POOL);
+            for (int n : new int[]{2, 17, 70}) {
+                float[] x = random(n, cols, n);
+                for (SparseLinear.Route route : SparseLinear.Route.values()) {
+                    float[] y = new float[n * rows];
+                    java.util.Arrays.fill(y, 1f);
+                    sl.forward(x, y, n, route);
+                    for (float v : y) assertEquals(0f, v, 0f, vt + " " + route + " n=" + n);
+                }
+            }
+        }
+    }
+
+    @Test
+    void routeFollowsSparsityAndBatch() {
+        int rows = 64, cols = 512;
+        float[] w = random(rows, cols, 11);
+        SparseLinear denseish = new SparseLinear(SparseMatrix.encode(w, rows, cols, ValueType.F16), POOL);
+        Pruner.prune(w, Pruner.magnitudeScores(w), rows, cols, Pattern.unstructured(0.9), Pruner.Scope.ROW);
+        SparseLinear sparse = new SparseLinear(SparseMatrix.encode(w, rows, cols, ValueType.F16), POOL);
+        assertEquals(SparseLinear.Route.ROWS, sparse.route(1));
+        for (int n : new int[]{2, 8, 17, 64, 70, 128}) assertEquals(SparseLinear.Route.SPARSE, sparse.route(n), "90 % n=" + n);
+        // nothing to skip: expanding to dense panels wins for small batches
+        assertEquals(SparseLinear.Route.PANEL, denseish.route(8));
+        assertEquals(SparseLinear.Route.PANEL, denseish.route(17));
+    }
 }
