@@ -1,5 +1,8 @@
 package dev.lathe.compress;
 
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.VectorSpecies;
+
 import dev.lathe.LatheException;
 import dev.lathe.model.Parallel;
 
@@ -127,24 +130,37 @@ public final class Gptq {
     /**
      * Damps {@code h} (in place), then returns U (upper triangular, row-major) with {@code H⁻¹ = UᵀU}.
      * When H is not positive definite the damping is raised tenfold up to four times; then a clear error.
+     * <p>
+     * Computed as U = J L⁻¹ J with L the lower Cholesky factor of J H J (J reverses the order of rows and
+     * columns): then UᵀU = J L⁻ᵀ L⁻¹ J = (J L Lᵀ J)⁻¹ = H⁻¹. One factorization and one triangular inverse
+     * (n³/2 multiply-adds) instead of the usual factorize, invert, factorize again (7n³/6), both blocked,
+     * vectorized and spread over the threads: GPTQ's cost on large layers (n = 5632 for a 1B model's
+     * ffn_down) is dominated by this step.
      */
     public static double[] upperCholeskyOfInverse(String name, double[] h, int n, double damp) {
         double mean = 0;
         for (int i = 0; i < n; i++) mean += h[i * n + i];
         mean /= n;
         double d = Math.max(damp, 0) * mean;
+        Parallel pool = Parallel.common();
         for (int attempt = 0; attempt < 5; attempt++) {
-            double[] a = h.clone();
-            for (int i = 0; i < n; i++) a[i * n + i] += d;
-            double[] l = cholesky(a, n);
-            if (l != null) {
-                double[] inv = inverseFromCholesky(l, n);
-                double[] l2 = cholesky(inv, n);
-                if (l2 != null) {
-                    double[] uu = new double[n * n];
-                    for (int i = 0; i < n; i++) for (int j = i; j < n; j++) uu[i * n + j] = l2[j * n + i];
-                    return uu;
+            double[] a = new double[n * n];
+            for (int i = 0; i < n; i++) {
+                int ri = n - 1 - i;
+                for (int j = 0; j <= i; j++) a[i * n + j] = h[ri * n + (n - 1 - j)];
+                a[i * n + i] += d;
+            }
+            if (choleskyInPlace(a, n, pool)) {
+                double[] x = lowerInverse(a, n, pool);
+                double[] u = a; // reuse: U = J X J
+                java.util.Arrays.fill(u, 0);
+                for (int i = 0; i < n; i++) {
+                    int ri = n - 1 - i;
+                    for (int j = i; j < n; j++) u[i * n + j] = x[ri * n + (n - 1 - j)];
                 }
+                boolean finite = true;
+                for (int i = 0; i < n && finite; i++) finite = Double.isFinite(u[i * n + i]);
+                if (finite) return u;
             }
             d = d == 0 ? 1e-6 * Math.max(mean, 1e-12) : d * 10;
         }
@@ -152,53 +168,228 @@ public final class Gptq {
                 + " (too few or degenerate calibration tokens?)");
     }
 
-    /** Lower Cholesky factor of the symmetric matrix a, or null if it is not positive definite. */
+    /** Lower Cholesky factor of the symmetric matrix a (lower triangle read), or null if it is not positive definite. */
     static double[] cholesky(double[] a, int n) {
         double[] l = new double[n * n];
-        for (int j = 0; j < n; j++) {
-            double s = a[j * n + j];
-            int jo = j * n;
-            for (int k = 0; k < j; k++) s -= l[jo + k] * l[jo + k];
-            if (!(s > 0) || !Double.isFinite(s)) return null;
-            double ljj = Math.sqrt(s);
-            l[jo + j] = ljj;
-            for (int i = j + 1; i < n; i++) {
-                int io = i * n;
-                double t = a[io + j];
-                for (int k = 0; k < j; k++) t -= l[io + k] * l[jo + k];
-                l[io + j] = t / ljj;
-            }
-        }
-        return l;
+        for (int i = 0; i < n; i++) System.arraycopy(a, i * n, l, i * n, i + 1);
+        return choleskyInPlace(l, n, Parallel.common()) ? l : null;
     }
 
-    /** (L Lᵀ)⁻¹ from the lower factor L. */
-    static double[] inverseFromCholesky(double[] l, int n) {
-        // Linv: lower triangular inverse
-        double[] li = new double[n * n];
-        for (int i = 0; i < n; i++) {
-            li[i * n + i] = 1.0 / l[i * n + i];
-            for (int j = 0; j < i; j++) {
-                double s = 0;
-                for (int k = j; k < i; k++) s += l[i * n + k] * li[k * n + j];
-                li[i * n + j] = -s / l[i * n + i];
+    private static final VectorSpecies<Double> DS = DoubleVector.SPECIES_PREFERRED;
+    /** Panel width of the blocked factorization. */
+    private static final int NB = 64;
+
+    /**
+     * Overwrites the lower triangle of {@code a} with its Cholesky factor L (the strict upper triangle is left
+     * alone and never read); false if a is not positive definite. Left-looking by panels of {@value #NB}
+     * columns: each panel is first updated with the rows already factored (dot products along rows, four
+     * at a time, over the threads), then its diagonal block is factored and the rows below solved against it.
+     */
+    static boolean choleskyInPlace(double[] a, int n, Parallel pool) {
+        for (int j0 = 0; j0 < n; j0 += NB) {
+            final int p0 = j0, jb = Math.min(NB, n - j0);
+            // 1. A[i, p0..p0+jb) -= L[i, 0..p0) . L[j, 0..p0) for rows i >= p0 (j <= i)
+            if (p0 > 0) {
+                pool.forRange(n - p0, 8, (w, from, to) -> {
+                    int i = p0 + from;
+                    // two rows at a time where both need the whole panel (below the diagonal block)
+                    for (; i + 2 <= p0 + to && i >= p0 + jb; i += 2) {
+                        int io = i * n, io2 = io + n;
+                        for (int j = p0; j < p0 + jb; j += 4) {
+                            if (j + 4 <= p0 + jb) dot8Sub(a, io, io2, j * n, (j + 1) * n, (j + 2) * n, (j + 3) * n, p0, j);
+                            else for (int jj = j; jj < p0 + jb; jj++) {
+                                a[io + jj] -= dot(a, io, jj * n, p0);
+                                a[io2 + jj] -= dot(a, io2, jj * n, p0);
+                            }
+                        }
+                    }
+                    for (; i < p0 + to; i++) {
+                        int io = i * n, jEnd = Math.min(p0 + jb, i + 1);
+                        int j = p0;
+                        for (; j + 4 <= jEnd; j += 4) dot4Sub(a, io, j * n, (j + 1) * n, (j + 2) * n, (j + 3) * n, p0, io + j);
+                        for (; j < jEnd; j++) a[io + j] -= dot(a, io, j * n, p0);
+                    }
+                });
             }
-        }
-        // inv = Linvᵀ Linv, from the transpose so that both operands are read along rows
-        double[] t = new double[n * n];
-        for (int i = 0; i < n; i++) for (int k = 0; k <= i; k++) t[k * n + i] = li[i * n + k];
-        double[] inv = new double[n * n];
-        for (int i = 0; i < n; i++) {
-            int io = i * n;
-            for (int j = i; j < n; j++) {
+            // 2. the diagonal block, sequentially (jb^3 / 3)
+            for (int j = p0; j < p0 + jb; j++) {
                 int jo = j * n;
-                double s = 0;
-                for (int k = j; k < n; k++) s += t[io + k] * t[jo + k];
-                inv[io + j] = s;
-                inv[jo + i] = s;
+                double s = a[jo + j] - dotRange(a, jo + p0, jo + p0, j - p0);
+                if (!(s > 0) || !Double.isFinite(s)) return false;
+                double ljj = Math.sqrt(s);
+                a[jo + j] = ljj;
+                for (int i = j + 1; i < p0 + jb; i++) {
+                    int io = i * n;
+                    a[io + j] = (a[io + j] - dotRange(a, io + p0, jo + p0, j - p0)) / ljj;
+                }
+            }
+            // 3. the rows below the block: L[i, j] = (A[i, j] - L[i, p0..j) . L[j, p0..j)) / L[j, j]
+            if (p0 + jb < n) {
+                pool.forRange(n - p0 - jb, 16, (w, from, to) -> {
+                    for (int i = p0 + jb + from; i < p0 + jb + to; i++) {
+                        int io = i * n;
+                        for (int j = p0; j < p0 + jb; j++) {
+                            int jo = j * n;
+                            a[io + j] = (a[io + j] - dotRange(a, io + p0, jo + p0, j - p0)) / a[jo + j];
+                        }
+                    }
+                });
             }
         }
-        return inv;
+        return true;
+    }
+
+    /** L⁻¹ of the lower factor in the lower triangle of {@code l}, as a new lower-triangular matrix; columns in blocks over the threads. */
+    static double[] lowerInverse(double[] l, int n, Parallel pool) {
+        double[] x = new double[n * n];
+        final int lanes = DS.length();
+        final int cb = 4 * lanes; // four vector accumulators per row of a column block
+        int blocks = (n + cb - 1) / cb;
+        // heavy (left) and light (right) column blocks interleaved so that every chunk of work weighs about the same
+        int[] order = new int[blocks];
+        for (int k = 0, lo = 0, hi = blocks - 1; k < blocks; k++) order[k] = (k & 1) == 0 ? lo++ : hi--;
+        pool.forRange(blocks, 1, (w, from, to) -> {
+            for (int t = from; t < to; t++) {
+                int c0 = order[t] * cb, c1 = Math.min(n, c0 + cb), width = c1 - c0;
+                int i = c0;
+                if (width == cb) {
+                    // four rows at a time: each load of X[k, block] serves four rows (the kernel is bound by these loads)
+                    for (; i + 4 <= n; i += 4) {
+                        int o0 = i * n, o1 = o0 + n, o2 = o1 + n, o3 = o2 + n;
+                        DoubleVector z = DoubleVector.zero(DS);
+                        DoubleVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+                        DoubleVector e0 = z, e1 = z, e2 = z, e3 = z, f0 = z, f1 = z, f2 = z, f3 = z;
+                        for (int k = c0; k < i; k++) {
+                            int ko = k * n + c0;
+                            DoubleVector x0 = DoubleVector.fromArray(DS, x, ko), x1 = DoubleVector.fromArray(DS, x, ko + lanes);
+                            DoubleVector x2 = DoubleVector.fromArray(DS, x, ko + 2 * lanes), x3 = DoubleVector.fromArray(DS, x, ko + 3 * lanes);
+                            DoubleVector l0 = DoubleVector.broadcast(DS, l[o0 + k]), l1 = DoubleVector.broadcast(DS, l[o1 + k]);
+                            DoubleVector l2 = DoubleVector.broadcast(DS, l[o2 + k]), l3 = DoubleVector.broadcast(DS, l[o3 + k]);
+                            a0 = x0.fma(l0, a0); a1 = x1.fma(l0, a1); a2 = x2.fma(l0, a2); a3 = x3.fma(l0, a3);
+                            b0 = x0.fma(l1, b0); b1 = x1.fma(l1, b1); b2 = x2.fma(l1, b2); b3 = x3.fma(l1, b3);
+                            e0 = x0.fma(l2, e0); e1 = x1.fma(l2, e1); e2 = x2.fma(l2, e2); e3 = x3.fma(l2, e3);
+                            f0 = x0.fma(l3, f0); f1 = x1.fma(l3, f1); f2 = x2.fma(l3, f2); f3 = x3.fma(l3, f3);
+                        }
+                        int p0 = o0 + c0, p1 = o1 + c0, p2 = o2 + c0, p3 = o3 + c0;
+                        a0.intoArray(x, p0); a1.intoArray(x, p0 + lanes); a2.intoArray(x, p0 + 2 * lanes); a3.intoArray(x, p0 + 3 * lanes);
+                        b0.intoArray(x, p1); b1.intoArray(x, p1 + lanes); b2.intoArray(x, p1 + 2 * lanes); b3.intoArray(x, p1 + 3 * lanes);
+                        e0.intoArray(x, p2); e1.intoArray(x, p2 + lanes); e2.intoArray(x, p2 + 2 * lanes); e3.intoArray(x, p2 + 3 * lanes);
+                        f0.intoArray(x, p3); f1.intoArray(x, p3 + lanes); f2.intoArray(x, p3 + 2 * lanes); f3.intoArray(x, p3 + 3 * lanes);
+                        // the terms k = i .. i+2 within the group, then each row finished in order
+                        for (int r = 0; r < 4; r++) {
+                            int row = i + r, ro = row * n;
+                            for (int q = 0; q < r; q++) {
+                                double lq = l[ro + i + q];
+                                int qo = (i + q) * n + c0;
+                                for (int c = 0; c < width; c++) x[ro + c0 + c] += lq * x[qo + c];
+                            }
+                            finishRow(x, l, ro, row, c0, width);
+                        }
+                    }
+                }
+                for (; i < n; i++) {
+                    int io = i * n;
+                    for (int k = c0; k < i; k++) {
+                        double lik = l[io + k];
+                        int ko = k * n + c0;
+                        for (int c = 0; c < width; c++) x[io + c0 + c] += lik * x[ko + c];
+                    }
+                    finishRow(x, l, io, i, c0, width);
+                }
+            }
+        });
+        return x;
+    }
+
+    /** X[i, c0..c0+width) = (I - accumulated sum) / L[i, i]; zero right of the diagonal. */
+    private static void finishRow(double[] x, double[] l, int io, int i, int c0, int width) {
+        double inv = 1.0 / l[io + i];
+        for (int c = 0; c < width; c++) {
+            int cc = c0 + c;
+            x[io + cc] = cc > i ? 0 : ((cc == i ? 1.0 : 0.0) - x[io + cc]) * inv;
+        }
+    }
+
+    /** sum_{k < len} a[ia + k] * a[ib + k] */
+    private static double dot(double[] a, int ia, int ib, int len) {
+        return dotRange(a, ia, ib, len);
+    }
+
+    private static double dotRange(double[] a, int ia, int ib, int len) {
+        int k = 0;
+        double s = 0;
+        if (len >= DS.length()) {
+            DoubleVector acc = DoubleVector.zero(DS);
+            for (; k + DS.length() <= len; k += DS.length()) {
+                acc = DoubleVector.fromArray(DS, a, ia + k).fma(DoubleVector.fromArray(DS, a, ib + k), acc);
+            }
+            s = sumLanes(acc);
+        }
+        for (; k < len; k++) s += a[ia + k] * a[ib + k];
+        return s;
+    }
+
+    /** a[out + 0..3] -= row i . rows j0..j3, each over [0, len). */
+    private static void dot4Sub(double[] a, int io, int j0, int j1, int j2, int j3, int len, int out) {
+        DoubleVector s0 = DoubleVector.zero(DS), s1 = s0, s2 = s0, s3 = s0;
+        int k = 0;
+        for (; k + DS.length() <= len; k += DS.length()) {
+            DoubleVector x = DoubleVector.fromArray(DS, a, io + k);
+            s0 = x.fma(DoubleVector.fromArray(DS, a, j0 + k), s0);
+            s1 = x.fma(DoubleVector.fromArray(DS, a, j1 + k), s1);
+            s2 = x.fma(DoubleVector.fromArray(DS, a, j2 + k), s2);
+            s3 = x.fma(DoubleVector.fromArray(DS, a, j3 + k), s3);
+        }
+        double t0 = sumLanes(s0), t1 = sumLanes(s1), t2 = sumLanes(s2), t3 = sumLanes(s3);
+        for (; k < len; k++) {
+            double x = a[io + k];
+            t0 += x * a[j0 + k];
+            t1 += x * a[j1 + k];
+            t2 += x * a[j2 + k];
+            t3 += x * a[j3 + k];
+        }
+        a[out] -= t0;
+        a[out + 1] -= t1;
+        a[out + 2] -= t2;
+        a[out + 3] -= t3;
+    }
+
+    /** a[ia + j + 0..3] and a[ib + j + 0..3] -= rows ia, ib . rows j0..j3, each over [0, len): a 2 x 4 register tile. */
+    private static void dot8Sub(double[] a, int ia, int ib, int j0, int j1, int j2, int j3, int len, int j) {
+        DoubleVector s0 = DoubleVector.zero(DS), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+        int k = 0;
+        for (; k + DS.length() <= len; k += DS.length()) {
+            DoubleVector x = DoubleVector.fromArray(DS, a, ia + k), y = DoubleVector.fromArray(DS, a, ib + k);
+            DoubleVector r0 = DoubleVector.fromArray(DS, a, j0 + k), r1 = DoubleVector.fromArray(DS, a, j1 + k);
+            DoubleVector r2 = DoubleVector.fromArray(DS, a, j2 + k), r3 = DoubleVector.fromArray(DS, a, j3 + k);
+            s0 = x.fma(r0, s0);
+            s1 = x.fma(r1, s1);
+            s2 = x.fma(r2, s2);
+            s3 = x.fma(r3, s3);
+            t0 = y.fma(r0, t0);
+            t1 = y.fma(r1, t1);
+            t2 = y.fma(r2, t2);
+            t3 = y.fma(r3, t3);
+        }
+        double[] u = {sumLanes(s0), sumLanes(s1), sumLanes(s2), sumLanes(s3)}, v = {sumLanes(t0), sumLanes(t1), sumLanes(t2), sumLanes(t3)};
+        int[] jr = {j0, j1, j2, j3};
+        for (; k < len; k++) {
+            for (int q = 0; q < 4; q++) {
+                u[q] += a[ia + k] * a[jr[q] + k];
+                v[q] += a[ib + k] * a[jr[q] + k];
+            }
+        }
+        for (int q = 0; q < 4; q++) {
+            a[ia + j + q] -= u[q];
+            a[ib + j + q] -= v[q];
+        }
+    }
+
+    /** Lanes summed in a fixed order (reduceLanes may change its order once compiled; results must not). */
+    private static double sumLanes(DoubleVector v) {
+        double s = 0;
+        for (int i = 0; i < DS.length(); i++) s += v.lane(i);
+        return s;
     }
 
     /** ‖X Wᵀ − X Ŵᵀ‖² = Σ_rows d H dᵀ with d = W − Ŵ: the layer-output error on the calibration data. */

@@ -93,6 +93,44 @@ class GptqTest {
     }
 
     @Test
+    void upperCholeskyOfInverseFactorsTheInverse() {
+        java.util.Random rnd = new java.util.Random(11);
+        for (int n : new int[] {1, 7, 64, 65, 200, 301}) {
+            // H = X^T X + I from random X: symmetric positive definite, condition number moderate
+            int m = n + 20;
+            double[] x = new double[m * n];
+            for (int i = 0; i < x.length; i++) x[i] = rnd.nextGaussian();
+            double[] h = new double[n * n];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    double t = 0;
+                    for (int r = 0; r < m; r++) t += x[r * n + i] * x[r * n + j];
+                    h[i * n + j] = t + (i == j ? 1 : 0);
+                }
+            }
+            double[] u = Gptq.upperCholeskyOfInverse("t", h.clone(), n, 0);
+            double maxErr = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) assertEquals(0.0, u[i * n + j], "U is upper triangular");
+                assertTrue(u[i * n + i] > 0);
+            }
+            // (U^T U) H = I
+            double[] g = new double[n * n];
+            for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) {
+                double t = 0;
+                for (int k = 0; k <= Math.min(i, j); k++) t += u[k * n + i] * u[k * n + j];
+                g[i * n + j] = t;
+            }
+            for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) {
+                double t = 0;
+                for (int k = 0; k < n; k++) t += g[i * n + k] * h[k * n + j];
+                maxErr = Math.max(maxErr, Math.abs(t - (i == j ? 1 : 0)));
+            }
+            assertTrue(maxErr < 1e-9, "n=" + n + ": max |U^T U H - I| = " + maxErr);
+        }
+    }
+
+    @Test
     void singularHessianWithoutDampingIsDampedOrAClearError() {
         int n = 64;
         double[] h = new double[n * n]; // rank one: x = (1, 1, ..., 1)
