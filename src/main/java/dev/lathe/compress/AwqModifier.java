@@ -81,7 +81,7 @@ public final class AwqModifier implements Modifier {
                 for (int r = 0; r < rows; r++) for (int j = 0; j < cols; j++) ws[r * cols + j] = w[r * cols + j] * s[j];
                 float[] q = Grid.of(f, p.tensorName(bw.layer()), rows, cols, null).roundToNearest(ws, ctx.pool());
                 for (int r = 0; r < rows; r++) for (int j = 0; j < cols; j++) q[r * cols + j] /= s[j];
-                loss += Gptq.outputError(w, q, rows, cols, in.hessian);
+                loss += Gptq.outputError(w, q, rows, cols, in.hessian());
             }
             if (loss < best) {
                 best = loss;

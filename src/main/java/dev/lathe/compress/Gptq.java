@@ -1,6 +1,7 @@
 package dev.lathe.compress;
 
 import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 import dev.lathe.LatheException;
@@ -89,37 +90,49 @@ public final class Gptq {
         if (!act && gs < cols && gs % bs != 0 && bs % gs != 0) bs = gs;
         final int lazy = bs;
         float[] out = new float[rows * cols];
-        pool.forRange(rows, 1, (t, from, to) -> {
-            Grid.Worker k = grid.worker();
-            float[] row = new float[cols];
+        // the updates past the current lazy block are the bulk of the work (rows x cols^2 / 2): they run on a float
+        // copy of U, for ROWS rows at a time, so that each load of U serves them all
+        float[] uf = new float[cols * cols];
+        for (int i = 0; i < cols; i++) for (int j = i; j < cols; j++) uf[i * cols + j] = (float) u[i * cols + j];
+        final int groups = (rows + ROWS - 1) / ROWS;
+        pool.forRange(groups, 1, (t, gFrom, gTo) -> {
+            Grid.Worker[] ks = new Grid.Worker[ROWS];
+            for (int q = 0; q < ROWS; q++) ks[q] = grid.worker();
+            float[][] rowBuf = new float[ROWS][cols];
             float[] orig = new float[cols];
-            double[] err = new double[lazy];
-            for (int r = from; r < to; r++) {
-                for (int i = 0; i < cols; i++) row[i] = wq[r * cols + perm[i]];
-                if (act) {
-                    for (int i = 0; i < cols; i++) orig[perm[i]] = row[i];
-                    for (int c = 0; c < cols; c += gs) k.begin(r, orig, c);
+            double[][] err = new double[ROWS][lazy];
+            float[] ef = new float[ROWS];
+            for (int gi = gFrom; gi < gTo; gi++) {
+                int r0 = gi * ROWS, g = Math.min(ROWS, rows - r0);
+                for (int q = 0; q < g; q++) {
+                    int r = r0 + q;
+                    float[] row = rowBuf[q];
+                    for (int i = 0; i < cols; i++) row[i] = wq[r * cols + perm[i]];
+                    if (act) {
+                        for (int i = 0; i < cols; i++) orig[perm[i]] = row[i];
+                        for (int c = 0; c < cols; c += gs) ks[q].begin(r, orig, c);
+                    }
                 }
                 for (int i1 = 0; i1 < cols; i1 += lazy) {
                     int i2 = Math.min(cols, i1 + lazy);
-                    for (int i = i1; i < i2; i++) {
-                        int col = perm[i];
-                        if (!act && col % gs == 0) k.begin(r, row, col);
-                        float q = k.value(r, col, row[i]);
-                        out[r * cols + col] = q;
-                        double e = (row[i] - q) / u[i * cols + i];
-                        err[i - i1] = e;
-                        int uo = i * cols;
-                        for (int j = i + 1; j < i2; j++) row[j] -= (float) (e * u[uo + j]);
-                    }
-                    if (i2 < cols) {
+                    // within the lazy block, column by column, each row on its own
+                    for (int q = 0; q < g; q++) {
+                        int r = r0 + q;
+                        float[] row = rowBuf[q];
+                        Grid.Worker k = ks[q];
+                        double[] er = err[q];
                         for (int i = i1; i < i2; i++) {
-                            double e = err[i - i1];
-                            if (e == 0) continue;
+                            int col = perm[i];
+                            if (!act && col % gs == 0) k.begin(r, row, col);
+                            float qv = k.value(r, col, row[i]);
+                            out[r * cols + col] = qv;
+                            double e = (row[i] - qv) / u[i * cols + i];
+                            er[i - i1] = e;
                             int uo = i * cols;
-                            for (int j = i2; j < cols; j++) row[j] -= (float) (e * u[uo + j]);
+                            for (int j = i + 1; j < i2; j++) row[j] -= (float) (e * u[uo + j]);
                         }
                     }
+                    if (i2 < cols) lazyUpdate(rowBuf, err, ef, g, uf, cols, i1, i2);
                 }
             }
         });
@@ -382,6 +395,41 @@ public final class Gptq {
         for (int q = 0; q < 4; q++) {
             a[ia + j + q] -= u[q];
             a[ib + j + q] -= v[q];
+        }
+    }
+
+    /** Rows of a weight matrix that GPTQ updates together (each load of U serves this many rows). */
+    static final int ROWS = 8;
+    private static final VectorSpecies<Float> FS = FloatVector.SPECIES_PREFERRED;
+
+    /** rows[q][j] -= sum_{i in [i1, i2)} err[q][i - i1] * U[i, j] for j in [i2, cols), q < g. */
+    private static void lazyUpdate(float[][] rows, double[][] err, float[] ef, int g, float[] uf, int cols, int i1, int i2) {
+        int lanes = FS.length();
+        for (int i = i1; i < i2; i++) {
+            int uo = i * cols;
+            for (int q = 0; q < g; q++) ef[q] = (float) -err[q][i - i1];
+            int j = i2;
+            if (g == ROWS) {
+                FloatVector e0 = FloatVector.broadcast(FS, ef[0]), e1 = FloatVector.broadcast(FS, ef[1]), e2 = FloatVector.broadcast(FS, ef[2]),
+                        e3 = FloatVector.broadcast(FS, ef[3]), e4 = FloatVector.broadcast(FS, ef[4]), e5 = FloatVector.broadcast(FS, ef[5]),
+                        e6 = FloatVector.broadcast(FS, ef[6]), e7 = FloatVector.broadcast(FS, ef[7]);
+                float[] w0 = rows[0], w1 = rows[1], w2 = rows[2], w3 = rows[3], w4 = rows[4], w5 = rows[5], w6 = rows[6], w7 = rows[7];
+                for (; j + lanes <= cols; j += lanes) {
+                    FloatVector uv = FloatVector.fromArray(FS, uf, uo + j);
+                    uv.fma(e0, FloatVector.fromArray(FS, w0, j)).intoArray(w0, j);
+                    uv.fma(e1, FloatVector.fromArray(FS, w1, j)).intoArray(w1, j);
+                    uv.fma(e2, FloatVector.fromArray(FS, w2, j)).intoArray(w2, j);
+                    uv.fma(e3, FloatVector.fromArray(FS, w3, j)).intoArray(w3, j);
+                    uv.fma(e4, FloatVector.fromArray(FS, w4, j)).intoArray(w4, j);
+                    uv.fma(e5, FloatVector.fromArray(FS, w5, j)).intoArray(w5, j);
+                    uv.fma(e6, FloatVector.fromArray(FS, w6, j)).intoArray(w6, j);
+                    uv.fma(e7, FloatVector.fromArray(FS, w7, j)).intoArray(w7, j);
+                }
+            }
+            for (; j < cols; j++) {
+                float uv = uf[uo + j];
+                for (int q = 0; q < g; q++) rows[q][j] = Math.fma(uv, ef[q], rows[q][j]);
+            }
         }
     }
 

@@ -78,7 +78,7 @@ public final class QuantizeModifier implements Modifier {
             Grid grid = Grid.of(f, name, rows, cols, imp);
             float[] q;
             if (method == Method.GPTQ) {
-                Gptq.Factor fac = factors.computeIfAbsent(p.input, in -> Gptq.factor(name, stats.get(in).hessian, cols, gptq));
+                Gptq.Factor fac = factors.computeIfAbsent(p.input, in -> Gptq.factor(name, stats.get(in).hessian(), cols, gptq));
                 q = Gptq.quantize(name, bw.weight(p), rows, cols, fac, gptq, grid, ctx.pool());
             } else {
                 q = grid.roundToNearest(bw.weight(p), ctx.pool());
@@ -125,7 +125,7 @@ public final class QuantizeModifier implements Modifier {
             }
             Grid grid = Grid.of(f, name, rows, cols, imp);
             if (head && method == Method.GPTQ && gptqHead) {
-                Gptq.quantize(name, w, rows, cols, mc.outputStatsWithHessian().get().hessian, gptq, grid, dev.lathe.model.Parallel.common());
+                Gptq.quantize(name, w, rows, cols, mc.outputStatsWithHessian().get().hessian(), gptq, grid, dev.lathe.model.Parallel.common());
             } else {
                 grid.roundToNearest(w, dev.lathe.model.Parallel.common());
             }

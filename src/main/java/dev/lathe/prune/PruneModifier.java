@@ -85,7 +85,7 @@ public final class PruneModifier implements Modifier {
                     zeroed = Pruner.prune(w, s, rows, cols, p, scope);
                 }
                 default -> {
-                    Gptq.Factor f = factors.computeIfAbsent(pr.input, in -> SparseGpt.factor(name, stats.get(in).hessian, cols, sparseGpt));
+                    Gptq.Factor f = factors.computeIfAbsent(pr.input, in -> SparseGpt.factor(name, stats.get(in).hessian(), cols, sparseGpt));
                     WeightFormat fmt = quantize ? ctx.plan().format(name) : null;
                     Grid grid = fmt == null ? null : Grid.of(fmt, name, rows, cols, null);
                     SparseGpt.Result r = SparseGpt.prune(name, bw.weight(pr), rows, cols, f, p, sparseGpt, grid, ctx.pool());

@@ -50,9 +50,9 @@ class AwqTest {
                         int rows = orig.rows(p), cols = orig.cols(p);
                         WeightFormat f = plan.format(p.tensorName(l));
                         float[] plain = Grid.of(f, "w", rows, cols, null).roundToNearest(orig.weight(p), Parallel.common());
-                        ePlain += Gptq.outputError(orig.weight(p), plain, rows, cols, stats.get(p.input).hessian);
+                        ePlain += Gptq.outputError(orig.weight(p), plain, rows, cols, stats.get(p.input).hessian());
                         float[] q = Grid.of(f, "w", rows, cols, null).roundToNearest(folded.weight(p), Parallel.common());
-                        eAwq += Gptq.outputError(folded.weight(p), q, rows, cols, fstats.get(p.input).hessian);
+                        eAwq += Gptq.outputError(folded.weight(p), q, rows, cols, fstats.get(p.input).hessian());
                     }
                     System.out.printf("layer %d %s int3-g32: output error RTN %.5g, AWQ+RTN %.5g%n", l, java.util.Arrays.toString(group), ePlain, eAwq);
                     assertTrue(eAwq <= ePlain * 1.001, "AWQ made " + java.util.Arrays.toString(group) + " worse");

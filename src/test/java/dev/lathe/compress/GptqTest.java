@@ -49,7 +49,7 @@ class GptqTest {
     private static double[] errors(Proj p, String type) {
         float[] w = block.weight(p);
         int rows = block.rows(p), cols = block.cols(p);
-        double[] h = stats.get(p.input).hessian;
+        double[] h = stats.get(p.input).hessian();
         WeightFormat f = WeightFormat.parse(type);
         float[] rtn = Grid.of(f, "w", rows, cols, null).roundToNearest(w, Parallel.common());
         float[] gq = Gptq.quantize("w", w, rows, cols, h, Gptq.Options.DEFAULT, Grid.of(f, "w", rows, cols, null), Parallel.common());
@@ -73,7 +73,7 @@ class GptqTest {
         int rows = block.rows(Proj.K), cols = block.cols(Proj.K);
         for (String type : new String[]{"Q4_K", "int4-g32-asym", "int8"}) {
             Grid g = Grid.of(WeightFormat.parse(type), "w", rows, cols, null);
-            float[] q = Gptq.quantize("w", w, rows, cols, stats.get(Proj.Input.ATTN_IN).hessian, Gptq.Options.DEFAULT, g, Parallel.common());
+            float[] q = Gptq.quantize("w", w, rows, cols, stats.get(Proj.Input.ATTN_IN).hessian(), Gptq.Options.DEFAULT, g, Parallel.common());
             assertArrayEquals(q, g.result().dequantize(), 0f, type);
         }
     }
@@ -82,7 +82,7 @@ class GptqTest {
     void actOrderWorksForIntegersAndIsRejectedForBlockTypes() {
         float[] w = block.weight(Proj.DOWN);
         int rows = block.rows(Proj.DOWN), cols = block.cols(Proj.DOWN);
-        double[] h = stats.get(Proj.Input.FFN_MID).hessian;
+        double[] h = stats.get(Proj.Input.FFN_MID).hessian();
         Gptq.Options act = new Gptq.Options(0.01, 128, true);
         Grid g = Grid.of(WeightFormat.parse("int4-g128"), "w", rows, cols, null);
         float[] q = Gptq.quantize("w", w, rows, cols, h, act, g, Parallel.common());
