@@ -38,33 +38,67 @@ public final class InputStats {
         }
         if (h == null) return;
         mirrored = false;
-        float[] xt = new float[n * rows];
-        for (int r = 0; r < rows; r++) for (int j = 0; j < n; j++) xt[j * rows + r] = x[r * n + j];
-        // upper triangle in 4 x 4 tiles of dot products over the call's rows (each loaded column serves four dots)
-        int tiles = (n + 3) / 4;
-        pool.forRange(tiles, 1, (w, from, to) -> {
-            double[] s = new double[16];
+        // upper triangle in tiles of 8 rows (i) x 2 vectors of columns (j), summed over the call's tokens in
+        // float registers (x[r, i] broadcast, x[r, j..] loaded), then added to the double Hessian
+        int lanes = FS.length(), tj = 2 * lanes;
+        int iTiles = (n + 7) / 8;
+        pool.forRange(iTiles, 1, (w, from, to) -> {
+            float[] tmp = new float[8 * tj];
             for (int bi = from; bi < to; bi++) {
-                int i0 = bi * 4;
-                for (int j0 = i0; j0 < n; j0 += 4) {
-                    if (i0 + 4 <= n && j0 + 4 <= n) {
-                        dev.lathe.tensor.VectorKernels.dot4x4F32(xt, i0 * rows, j0 * rows, rows, s);
-                        for (int a = 0; a < 4; a++) {
-                            for (int b = 0; b < 4; b++) {
-                                int i = i0 + a, j = j0 + b;
-                                if (j >= i) h[i * n + j] += s[a * 4 + b];
-                            }
-                        }
+                int i0 = bi * 8, ni = Math.min(8, n - i0);
+                for (int j0 = i0 - i0 % tj; j0 < n; j0 += tj) {
+                    if (ni == 8 && j0 + tj <= n) {
+                        tile8(x, n, rows, i0, j0, tmp);
                     } else {
-                        for (int i = i0; i < Math.min(n, i0 + 4); i++) {
-                            for (int j = Math.max(i, j0); j < Math.min(n, j0 + 4); j++) {
-                                h[i * n + j] += dev.lathe.tensor.VectorKernels.dotF32(xt, i * rows, xt, j * rows, rows);
+                        java.util.Arrays.fill(tmp, 0f);
+                        for (int r = 0; r < rows; r++) {
+                            int ro = r * n;
+                            for (int a = 0; a < ni; a++) {
+                                float xi = x[ro + i0 + a];
+                                for (int c = 0; c < tj && j0 + c < n; c++) tmp[a * tj + c] += xi * x[ro + j0 + c];
                             }
                         }
+                    }
+                    for (int a = 0; a < ni; a++) {
+                        int i = i0 + a;
+                        for (int c = Math.max(0, i - j0); c < tj && j0 + c < n; c++) h[i * n + j0 + c] += tmp[a * tj + c];
                     }
                 }
             }
         });
+    }
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> FS = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+    /** tmp[a * 2L + c] = sum_r x[r, i0 + a] * x[r, j0 + c] for a < 8, c < 2L (L lanes). */
+    private static void tile8(float[] x, int n, int rows, int i0, int j0, float[] tmp) {
+        var z = jdk.incubator.vector.FloatVector.zero(FS);
+        var a0 = z; var a1 = z; var b0 = z; var b1 = z; var c0 = z; var c1 = z; var d0 = z; var d1 = z;
+        var e0 = z; var e1 = z; var f0 = z; var f1 = z; var g0 = z; var g1 = z; var k0 = z; var k1 = z;
+        int lanes = FS.length();
+        for (int r = 0; r < rows; r++) {
+            int ro = r * n, xi = ro + i0;
+            var y0 = jdk.incubator.vector.FloatVector.fromArray(FS, x, ro + j0);
+            var y1 = jdk.incubator.vector.FloatVector.fromArray(FS, x, ro + j0 + lanes);
+            jdk.incubator.vector.FloatVector v;
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi]); a0 = y0.fma(v, a0); a1 = y1.fma(v, a1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 1]); b0 = y0.fma(v, b0); b1 = y1.fma(v, b1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 2]); c0 = y0.fma(v, c0); c1 = y1.fma(v, c1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 3]); d0 = y0.fma(v, d0); d1 = y1.fma(v, d1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 4]); e0 = y0.fma(v, e0); e1 = y1.fma(v, e1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 5]); f0 = y0.fma(v, f0); f1 = y1.fma(v, f1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 6]); g0 = y0.fma(v, g0); g1 = y1.fma(v, g1);
+            v = jdk.incubator.vector.FloatVector.broadcast(FS, x[xi + 7]); k0 = y0.fma(v, k0); k1 = y1.fma(v, k1);
+        }
+        int tj = 2 * lanes;
+        a0.intoArray(tmp, 0); a1.intoArray(tmp, lanes);
+        b0.intoArray(tmp, tj); b1.intoArray(tmp, tj + lanes);
+        c0.intoArray(tmp, 2 * tj); c1.intoArray(tmp, 2 * tj + lanes);
+        d0.intoArray(tmp, 3 * tj); d1.intoArray(tmp, 3 * tj + lanes);
+        e0.intoArray(tmp, 4 * tj); e1.intoArray(tmp, 4 * tj + lanes);
+        f0.intoArray(tmp, 5 * tj); f1.intoArray(tmp, 5 * tj + lanes);
+        g0.intoArray(tmp, 6 * tj); g1.intoArray(tmp, 6 * tj + lanes);
+        k0.intoArray(tmp, 7 * tj); k1.intoArray(tmp, 7 * tj + lanes);
     }
 
     /** The Hessian XᵀX ({@code cols × cols}, symmetric), or null when not collected. */

@@ -92,36 +92,6 @@ public final class VectorKernels {
         return s;
     }
 
-    /**
-     * The 16 dot products of rows {@code a, a+n, a+2n, a+3n} with rows {@code b, b+n, b+2n, b+3n} of {@code x}
-     * (each of length n) into {@code out[4 * i + j]}: a 4 x 4 register tile, each loaded vector used four times.
-     */
-    public static void dot4x4F32(float[] x, int a, int b, int n, double[] out) {
-        int L = F.length();
-        FloatVector z = FloatVector.zero(F);
-        FloatVector s00 = z, s01 = z, s02 = z, s03 = z, s10 = z, s11 = z, s12 = z, s13 = z;
-        FloatVector s20 = z, s21 = z, s22 = z, s23 = z, s30 = z, s31 = z, s32 = z, s33 = z;
-        int a1 = a + n, a2 = a1 + n, a3 = a2 + n, b1 = b + n, b2 = b1 + n, b3 = b2 + n;
-        int i = 0;
-        for (; i + L <= n; i += L) {
-            FloatVector x0 = FloatVector.fromArray(F, x, a + i), x1 = FloatVector.fromArray(F, x, a1 + i);
-            FloatVector x2 = FloatVector.fromArray(F, x, a2 + i), x3 = FloatVector.fromArray(F, x, a3 + i);
-            FloatVector y0 = FloatVector.fromArray(F, x, b + i), y1 = FloatVector.fromArray(F, x, b1 + i);
-            FloatVector y2 = FloatVector.fromArray(F, x, b2 + i), y3 = FloatVector.fromArray(F, x, b3 + i);
-            s00 = x0.fma(y0, s00); s01 = x0.fma(y1, s01); s02 = x0.fma(y2, s02); s03 = x0.fma(y3, s03);
-            s10 = x1.fma(y0, s10); s11 = x1.fma(y1, s11); s12 = x1.fma(y2, s12); s13 = x1.fma(y3, s13);
-            s20 = x2.fma(y0, s20); s21 = x2.fma(y1, s21); s22 = x2.fma(y2, s22); s23 = x2.fma(y3, s23);
-            s30 = x3.fma(y0, s30); s31 = x3.fma(y1, s31); s32 = x3.fma(y2, s32); s33 = x3.fma(y3, s33);
-        }
-        FloatVector[] acc = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
-        int[] ra = {a, a1, a2, a3}, rb = {b, b1, b2, b3};
-        for (int k = 0; k < 16; k++) {
-            float t = sum(acc[k]);
-            for (int j = i; j < n; j++) t += x[ra[k >> 2] + j] * x[rb[k & 3] + j];
-            out[k] = t;
-        }
-    }
-
     public static float dotF16(MemorySegment w, long offset, float[] x, int xOff, int n) {
         int i = 0;
         int L = F.length();
