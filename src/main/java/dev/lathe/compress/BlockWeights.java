@@ -2,7 +2,6 @@ package dev.lathe.compress;
 
 import dev.lathe.LatheException;
 import dev.lathe.model.Linear;
-import dev.lathe.model.Linears;
 import dev.lathe.model.ModelConfig;
 import dev.lathe.model.Parallel;
 import dev.lathe.model.TensorNames;
@@ -131,7 +130,7 @@ public final class BlockWeights {
     public Linear linear(Proj p, Parallel pool) {
         Linear l = linears[p.ordinal()];
         if (l == null) {
-            l = Linears.of(TensorOps.ofFloats(p.tensorName(layer), new long[]{rows(p), cols(p)}, w[p.ordinal()]), pool);
+            l = new PanelLinear(w[p.ordinal()], rows(p), cols(p), pool);
             linears[p.ordinal()] = l;
         }
         return l;
