@@ -270,17 +270,20 @@ final class PruneCommand implements Callable<Integer> {
                     o.put("matrix_bytes_sparse", sb);
                 }
             } else {
-                // bytes of the pruned matrices alone, dense in the output type vs held sparse (each matrix sparse
-                // only where that is smaller, as the writer keeps them)
+                // bytes of the pruned matrices alone, dense in the output type vs in the written sparse layout (each
+                // matrix sparse only where that is smaller, the writer's rule)
                 long mDense = 0, mSparse = 0;
                 int keptDense = 0;
+                boolean nm24 = fmt == SparseSafetensors.Format.NM;
                 ValueType vt = dt == GgmlType.F32 ? ValueType.F32 : dt == GgmlType.F16 ? ValueType.F16 : ValueType.BF16;
                 for (ModelPruner.TensorStat s : r.stats()) {
                     long d = s.rows() * s.cols() * dt.typeSize;
                     mDense += d;
                     SparseMatrix sm = SparseMatrix.encode(r.source().weights(s.name()), (int) s.rows(), (int) s.cols(), vt);
-                    if (sm.storageBytes() < d) {
-                        mSparse += sm.storageBytes();
+                    long kept = nm24 ? s.rows() * s.cols() / 2 : sm.storedValues(); // 2:4 stores exactly two per group
+                    long sb = SparseSafetensors.storedBytes((int) s.rows(), (int) s.cols(), kept, dt.typeSize, false, nm24);
+                    if (sb < d) {
+                        mSparse += sb;
                     } else {
                         mSparse += d;
                         keptDense++;

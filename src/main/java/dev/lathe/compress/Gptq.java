@@ -181,13 +181,6 @@ public final class Gptq {
                 + " (too few or degenerate calibration tokens?)");
     }
 
-    /** Lower Cholesky factor of the symmetric matrix a (lower triangle read), or null if it is not positive definite. */
-    static double[] cholesky(double[] a, int n) {
-        double[] l = new double[n * n];
-        for (int i = 0; i < n; i++) System.arraycopy(a, i * n, l, i * n, i + 1);
-        return choleskyInPlace(l, n, Parallel.common()) ? l : null;
-    }
-
     private static final VectorSpecies<Double> DS = DoubleVector.SPECIES_PREFERRED;
     /** Panel width of the blocked factorization. */
     private static final int NB = 64;
@@ -211,8 +204,8 @@ public final class Gptq {
                         for (int j = p0; j < p0 + jb; j += 4) {
                             if (j + 4 <= p0 + jb) dot8Sub(a, io, io2, j * n, (j + 1) * n, (j + 2) * n, (j + 3) * n, p0, j);
                             else for (int jj = j; jj < p0 + jb; jj++) {
-                                a[io + jj] -= dot(a, io, jj * n, p0);
-                                a[io2 + jj] -= dot(a, io2, jj * n, p0);
+                                a[io + jj] -= dotRange(a, io, jj * n, p0);
+                                a[io2 + jj] -= dotRange(a, io2, jj * n, p0);
                             }
                         }
                     }
@@ -220,7 +213,7 @@ public final class Gptq {
                         int io = i * n, jEnd = Math.min(p0 + jb, i + 1);
                         int j = p0;
                         for (; j + 4 <= jEnd; j += 4) dot4Sub(a, io, j * n, (j + 1) * n, (j + 2) * n, (j + 3) * n, p0, io + j);
-                        for (; j < jEnd; j++) a[io + j] -= dot(a, io, j * n, p0);
+                        for (; j < jEnd; j++) a[io + j] -= dotRange(a, io, j * n, p0);
                     }
                 });
             }
@@ -324,10 +317,6 @@ public final class Gptq {
     }
 
     /** sum_{k < len} a[ia + k] * a[ib + k] */
-    private static double dot(double[] a, int ia, int ib, int len) {
-        return dotRange(a, ia, ib, len);
-    }
-
     private static double dotRange(double[] a, int ia, int ib, int len) {
         int k = 0;
         double s = 0;

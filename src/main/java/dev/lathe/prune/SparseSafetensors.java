@@ -171,9 +171,7 @@ public final class SparseSafetensors {
                 final int n = count;
                 // a sparse layout is only kept where it is smaller than the dense tensor it replaces
                 long denseBytes = (long) rows * cols * (int8Rest != null ? int8Rest.typeSize : t.type().typeSize);
-                long sparseBytes = (long) rows * bytesPerRow + 8 + (is24 ? 0 : 8L * rows)
-                        + (int8Rest != null ? n + 2L * rows * (cols / SparseKernels.Q8_GROUP) : (long) n * t.type().typeSize);
-                if (sparseBytes >= denseBytes) {
+                if (storedBytes(rows, cols, n, int8Rest != null ? 1 : t.type().typeSize, int8Rest != null, is24) >= denseBytes) {
                     keptDense.add(hf);
                     GgmlType dt = int8Rest != null ? int8Rest : t.type();
                     entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dt), t.shape(), o -> {
@@ -244,6 +242,16 @@ public final class SparseSafetensors {
                 Files.copy(p, outFolder.resolve(n));
             }
         }
+    }
+
+    /**
+     * Bytes a matrix takes in the sparse layout: bitmask, shape, row offsets (not for 2:4), {@code kept} values of
+     * {@code valueBytes} each and, for int8 values, an F16 scale per 32 columns of a row. A matrix is written
+     * sparse only where this is below its dense size.
+     */
+    public static long storedBytes(int rows, int cols, long kept, int valueBytes, boolean int8, boolean nm24) {
+        long b = (long) rows * ((cols + 7) / 8) + 8 + (nm24 ? 0 : 8L * rows) + kept * valueBytes;
+        return int8 ? b + 2L * rows * (cols / SparseKernels.Q8_GROUP) : b;
     }
 
     /** The kept values {@code w[idx[0..n)]} as int8 with an F16 scale per 32 columns of a row (Q8_0's scale rule). */
