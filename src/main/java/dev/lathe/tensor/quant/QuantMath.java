@@ -11,10 +11,20 @@ import java.lang.foreign.ValueLayout;
  * ggml-quants.c (llama.cpp c392e509). ggml-quants.c is compiled into ggml-base without -march flags, so
  * its float arithmetic is plain IEEE single precision evaluated left to right with no fused multiply-add;
  * Java float arithmetic gives the same bits when every expression keeps the C operand order and the
- * C int-to-float promotions, which is what the methods here (and the codecs) do.
+ * C int-to-float promotions, which is what the methods here (and the codecs) do. {@link ScaleSearch} runs
+ * the candidate loops of makeQxQuants and makeQkxQuants one candidate per vector lane with the same
+ * operations per lane, so it gives the same bits too.
  */
 public final class QuantMath {
     private QuantMath() {}
+
+    /**
+     * Whether makeQxQuants and makeQkxQuants run their candidate searches on vectors ({@link ScaleSearch}, same
+     * bits) rather than the scalar loops: on where vectors of 256 bits or more are native, unless
+     * {@code -Dlathe.quant.scalarSearch=true}. Not final so that ScaleSearchBench and ScaleSearchTest can
+     * compare the two in one JVM.
+     */
+    static boolean vectorSearch = ScaleSearch.WORTHWHILE && !Boolean.getBoolean("lathe.quant.scalarSearch");
 
     /** GROUP_MAX_EPS of ggml-quants.c. */
     static final float GROUP_MAX_EPS = 1e-15f;
@@ -133,6 +143,13 @@ public final class QuantMath {
      * optional weighted search over 18 alternative scales. qw may be null (then the rmse_type weights).
      */
     static float makeQxQuants(int n, int nmax, float[] x, int xo, byte[] L, int lo, int rmseType, float[] qw, int qo) {
+        return vectorSearch && rmseType > 0
+                ? ScaleSearch.makeQxQuants(n, nmax, x, xo, L, lo, rmseType, qw, qo)
+                : makeQxQuantsScalar(n, nmax, x, xo, L, lo, rmseType, qw, qo);
+    }
+
+    /** The scalar make_qx_quants, a line-by-line port of ggml's; the oracle of {@link ScaleSearch#makeQxQuants}. */
+    static float makeQxQuantsScalar(int n, int nmax, float[] x, int xo, byte[] L, int lo, int rmseType, float[] qw, int qo) {
         float max = 0;
         float amax = 0;
         for (int i = 0; i < n; ++i) {
@@ -194,7 +211,7 @@ public final class QuantMath {
         return scale;
     }
 
-    private static float qxWeight(float[] qw, int i, float x, int rmseType) {
+    static float qxWeight(float[] qw, int i, float x, int rmseType) {
         if (qw != null) return qw[i];
         return switch (rmseType) {
             case 1 -> x * x;
@@ -273,6 +290,15 @@ public final class QuantMath {
     static float makeQkxQuants(boolean qkx3, int n, int nmax, float[] x, int xo, float[] weights, int wo,
                                byte[] L, int lo, float[] theMin, int tmo, byte[] laux,
                                float rmin, float rdelta, int nstep, boolean useMad) {
+        return vectorSearch && nstep >= 1
+                ? ScaleSearch.makeQkxQuants(qkx3, n, nmax, x, xo, weights, wo, L, lo, theMin, tmo, rmin, rdelta, nstep, useMad)
+                : makeQkxQuantsScalar(qkx3, n, nmax, x, xo, weights, wo, L, lo, theMin, tmo, laux, rmin, rdelta, nstep, useMad);
+    }
+
+    /** The scalar make_qkx2/qkx3_quants, a line-by-line port of ggml's; the oracle of {@link ScaleSearch#makeQkxQuants}. */
+    static float makeQkxQuantsScalar(boolean qkx3, int n, int nmax, float[] x, int xo, float[] weights, int wo,
+                                     byte[] L, int lo, float[] theMin, int tmo, byte[] laux,
+                                     float rmin, float rdelta, int nstep, boolean useMad) {
         float min = x[xo];
         float max = x[xo];
         float sumW = weights != null ? weights[wo] : x[xo] * x[xo];
