@@ -20,33 +20,30 @@ import java.lang.foreign.MemorySegment;
  * llama.cpp's CPU backend computes; otherwise the codec's float dot is used. The quantized activations live
  * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
  * native memory once. Decode (one input row) runs {@link ActivationQuantizedCodec#dotQuantized} per weight
- * row, in tiles of 4 rows split over threads. Prefill (several input rows) decodes each panel of 16 weight
- * rows once to floats and multiplies it with all input rows in register tiles, in two ways:
- * <ul>
- * <li>Q4_0/Q8_0 ({@link ExpandedQ8Dot}): quants and block scales kept apart on both sides, 2x2 tiles of
- * (weight row, input row) dots over blocks of 32 input rows; the same floats as dotQuantized on AVX-512.</li>
- * <li>Every other type ({@link PanelGemm}: Q4_1, Q5_0, Q5_1, IQ4_NL with Q8_0/Q8_1 activations, Q2_K..Q6_K
- * with Q8_K): the quantized activations are expanded once per call to their values d*q (plus, for Q4_1/Q5_1,
- * the Q8_1 blocks' stored sums as extra columns), packed column-major in groups of one vector of rows; the
- * panel is decoded with {@link ActivationQuantizedCodec#decodePrefillRow} (the dequantized weights; Q4_1/Q5_1
- * d*q plus the mins as extra columns) and multiplied in tiles of 8 weight rows by one or two groups, one
- * vector of outputs per accumulator. The results equal dotQuantized up to float rounding (float sums of
- * exact products instead of integer block sums scaled in float).</li>
- * </ul>
- * Both keep llama.cpp's arithmetic model: the weights meet the activations as quantized to the vec_dot type.
+ * row, in tiles of 4 rows split over threads; for Q4_0/Q8_0 ({@link ExpandedQ8Dot}) the Q8_0 activation row is
+ * first expanded to floats (quants and block scales apart), the same floats as dotQuantized on AVX-512.
+ * Prefill (several input rows) runs on {@link PanelGemm} for every type (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL
+ * with Q8_0/Q8_1 activations, Q2_K..Q6_K with Q8_K): the quantized activations are expanded once per call to
+ * their values d*q (plus, for Q4_1/Q5_1, the Q8_1 blocks' stored sums as extra columns), packed column-major
+ * in groups of one vector of rows; each panel of 16 weight rows is decoded once with
+ * {@link ActivationQuantizedCodec#decodePrefillRow} (the dequantized weights; Q4_1/Q5_1 d*q plus the mins as
+ * extra columns) and multiplied in tiles of 8 weight rows by one or two groups, one vector of outputs per
+ * accumulator. The results equal dotQuantized up to float rounding (float sums of exact products instead of
+ * integer block sums scaled in float).
+ * Decode and prefill keep llama.cpp's arithmetic model: the weights meet the activations as quantized to the vec_dot type.
  */
 public final class QuantLinear implements Linear {
     private static final int TILE = 4;
     private static final int PANEL = 16;
     private static final int XB = 32;
+    /** Per-calling-thread expanded activations: the packed prefill groups, or (values, block scales) of an {@link ExpandedQ8Dot} decode row. */
+    private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
+    /** Per-worker decoded weight panel and output tile of the {@link PanelGemm} prefill. */
+    private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
     /**
      * Per-calling-thread quantized activations, in native memory: Vector API loads from heap segments run
      * many times slower. Arena.ofAuto segments may be read by the pool's workers.
      */
-    /** Per-calling-thread expanded activations (values, block scales) for {@link ExpandedQ8Dot} weights. */
-    private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
-    /** Per-worker decoded weight panel (values, block scales) for the {@link ExpandedQ8Dot} prefill kernel. */
-    private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
     private static final ThreadLocal<MemorySegment[]> XQ = ThreadLocal.withInitial(() -> new MemorySegment[] {MemorySegment.NULL});
 
     private final Tensor weight;
@@ -165,8 +162,8 @@ public final class QuantLinear implements Linear {
                 });
             }
             ActivationQuantizedCodec q = aq;
-            if (q instanceof ExpandedQ8Dot e) {
-                forwardExpanded(e, xq, y, n, panels, minChunk);
+            if (n == 1 && q instanceof ExpandedQ8Dot e) {
+                decodeExpanded(e, xq, y);
                 return;
             }
             if (n == 1) {
@@ -252,41 +249,21 @@ public final class QuantLinear implements Linear {
     }
 
     /**
-     * Q4_0/Q8_0 weights: the Q8_0 activations are expanded once (quants and block scales as floats) so the
-     * inner loops only decode weights; same results as the dotQuantized path.
+     * Decode for Q4_0/Q8_0 weights: the one Q8_0 activation row is expanded once (quants and block scales as
+     * floats) so the inner loops only decode weights; same results as {@link ActivationQuantizedCodec#dotQuantized}
+     * on AVX-512.
      */
-    private void forwardExpanded(ExpandedQ8Dot e, MemorySegment xq, float[] y, int n, int panels, int minChunk) {
+    private void decodeExpanded(ExpandedQ8Dot e, MemorySegment xq, float[] y) {
         int nb = in / 32;
         float[][] holder = XF.get();
-        if (holder[0].length < (long) n * in) holder[0] = new float[n * in];
-        if (holder[1].length < (long) n * nb) holder[1] = new float[n * nb];
+        if (holder[0].length < in) holder[0] = new float[in];
+        if (holder[1].length < nb) holder[1] = new float[nb];
         float[] xf = holder[0], xd = holder[1];
-        long arb = actRowBytes;
-        pool.forRange(n, 1, (w, from, to) -> {
-            for (int i = from; i < to; i++) ExpandedQ8Dot.expand(xq, i * arb, in, xf, i * in, xd, i * nb);
-        });
-        if (n == 1) {
-            int tiles = (out + TILE - 1) / TILE;
-            int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
-            pool.forRange(tiles, minTiles, (worker, from, to) -> {
-                for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = e.dotExpanded(data, r * rowBytes, xf, 0, xd, 0, in);
-            });
-            return;
-        }
-        // prefill: each panel of weight rows is decoded once to floats, then multiplied in 2x2 register tiles
-        pool.forRange(panels, minChunk, (worker, from, to) -> {
-            float[][] wh = WF.get();
-            if (wh[0].length < PANEL * in) wh[0] = new float[PANEL * in];
-            if (wh[1].length < PANEL * nb) wh[1] = new float[PANEL * nb];
-            float[] wf = wh[0], wd = wh[1];
-            for (int p = from; p < to; p++) {
-                int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
-                for (int r = 0; r < nr; r++) e.decodeRow(data, (r0 + r) * rowBytes, in, wf, r * in, wd, r * nb);
-                for (int xb = 0; xb < n; xb += XB) {
-                    int rows = Math.min(n, xb + XB) - xb;
-                    ExpandedQ8Dot.dotPanel(wf, wd, nr, xf, xb * in, xd, xb * nb, rows, in, y, xb * out + r0, out);
-                }
-            }
+        ExpandedQ8Dot.expand(xq, 0, in, xf, 0, xd, 0);
+        int tiles = (out + TILE - 1) / TILE;
+        int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+        pool.forRange(tiles, minTiles, (worker, from, to) -> {
+            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = e.dotExpanded(data, r * rowBytes, xf, 0, xd, 0, in);
         });
     }
 }

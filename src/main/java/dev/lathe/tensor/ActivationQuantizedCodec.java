@@ -23,17 +23,6 @@ public interface ActivationQuantizedCodec extends BlockCodec {
     float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n);
 
     /**
-     * Dots of one stored weight row (at {@code wOff}) with {@code rows} quantized activation rows, row
-     * {@code i} at {@code xqOff + i * xqStride}; {@code out[outOff + i * outStride]} receives row {@code i}'s
-     * result, bit for bit what {@link #dotQuantized} returns for it. Implementations decode each weight
-     * block once for all rows (prefill); this default just loops.
-     */
-    default void dotQuantizedRows(MemorySegment w, long wOff, MemorySegment xq, long xqOff, long xqStride, int rows, int n,
-                                  float[] out, int outOff, int outStride) {
-        for (int i = 0; i < rows; i++) out[outOff + i * outStride] = dotQuantized(w, wOff, xq, xqOff + i * xqStride, n);
-    }
-
-    /**
      * Quantizes activations the way llama.cpp's x86 CPU backend does before {@code vec_dot}
      * (quantize_row_q8_0 / q8_1 / q8_K of ggml-cpu-quants.c). For Q8_1 and Q8_K this equals
      * {@code BlockCodecs.get(activationType()).quantize(x, xOff, n, null, xq, xqOff)}; for Q8_0 it differs

@@ -129,34 +129,6 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
         return Kernels.sum(acc);
     }
 
-    /** Two activation rows (four make C2 give up on the loop body) per weight-block decode; per row the same operations as {@link #dotQuantized}. */
-    @Override
-    public void dotQuantizedRows(MemorySegment w, long wOff, MemorySegment xq, long xqOff, long xqStride, int rows, int n,
-                                 float[] out, int outOff, int outStride) {
-        checkBlocks(type, n);
-        int i = 0;
-        if (Kernels.PARTS == 1) {
-            for (; i + 2 <= rows; i += 2) {
-                long x0 = xqOff + i * xqStride, x1 = x0 + xqStride;
-                FloatVector a0 = Kernels.zero(), a1 = a0, z = a0;
-                for (int b = 0, nb = n / 32; b < nb; b++) {
-                    long wo = wOff + 18L * b, xb = 34L * b;
-                    float dw = halfAt(w, wo);
-                    IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
-                    FloatVector lo = Kernels.f(q.and(0x0F).sub(8));
-                    FloatVector hi = Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8));
-                    a0 = hi.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x0 + xb + 18), 0)), lo.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x0 + xb + 2), 0)), z))
-                            .fma(FloatVector.broadcast(Kernels.F, dw * halfAt(xq, x0 + xb)), a0);
-                    a1 = hi.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x1 + xb + 18), 0)), lo.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x1 + xb + 2), 0)), z))
-                            .fma(FloatVector.broadcast(Kernels.F, dw * halfAt(xq, x1 + xb)), a1);
-                }
-                out[outOff + i * outStride] = Kernels.sum(a0);
-                out[outOff + (i + 1) * outStride] = Kernels.sum(a1);
-            }
-        }
-        for (; i < rows; i++) out[outOff + i * outStride] = dotQuantized(w, wOff, xq, xqOff + i * xqStride, n);
-    }
-
     @Override
     public float dotExpanded(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
         checkBlocks(type, n);
@@ -178,38 +150,6 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
         return Kernels.sum(acc);
     }
 
-    /** Two activation rows per weight-block decode (four make C2 give up on the loop body). */
-    @Override
-    public void dotExpandedRows(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int rows, int n,
-                                float[] out, int outOff, int outStride) {
-        checkBlocks(type, n);
-        int nb = n / 32, i = 0;
-        if (xfOff < 0 || xdOff < 0 || xfOff + (long) rows * n > xf.length || xdOff + (long) rows * nb > xd.length) {
-            throw new IndexOutOfBoundsException("expanded activations of " + rows + " rows outside arrays");
-        }
-        if (Kernels.PARTS == 1) {
-            for (; i + 2 <= rows; i += 2) {
-                int f0 = xfOff + i * n, f1 = f0 + n, d0 = xdOff + i * nb, d1 = d0 + nb;
-                FloatVector a0 = Kernels.zero(), a1 = a0, z = a0;
-                for (int b = 0; b < nb; b++) {
-                    long wo = wOff + 18L * b;
-                    int xo = 32 * b;
-                    IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
-                    FloatVector lo = Kernels.f(q.and(0x0F).sub(8));
-                    FloatVector hi = Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8));
-                    float dw = halfAt(w, wo);
-                    FloatVector s0 = hi.fma(FloatVector.fromArray(Kernels.F, xf, f0 + xo + 16), lo.fma(FloatVector.fromArray(Kernels.F, xf, f0 + xo), z));
-                    FloatVector s1 = hi.fma(FloatVector.fromArray(Kernels.F, xf, f1 + xo + 16), lo.fma(FloatVector.fromArray(Kernels.F, xf, f1 + xo), z));
-                    a0 = s0.fma(FloatVector.broadcast(Kernels.F, dw * xd[d0 + b]), a0);
-                    a1 = s1.fma(FloatVector.broadcast(Kernels.F, dw * xd[d1 + b]), a1);
-                }
-                out[outOff + i * outStride] = Kernels.sum(a0);
-                out[outOff + (i + 1) * outStride] = Kernels.sum(a1);
-            }
-        }
-        for (; i < rows; i++) out[outOff + i * outStride] = dotExpanded(w, wOff, xf, xfOff + i * n, xd, xdOff + i * nb, n);
-    }
-
     private float dotExpandedScalar(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
         float s = 0;
         for (int b = 0; b < n / 32; b++) {
@@ -225,23 +165,17 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
         return s;
     }
 
+    /** Prefill columns: the dequantized weights (q - 8) * d, 16 at a time (same floats as dequantize). */
     @Override
-    public void decodeRow(MemorySegment w, long wOff, int n, float[] wf, int wfOff, float[] wd, int wdOff) {
-        checkBlocks(type, n);
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
         for (int b = 0, nb = n / 32; b < nb; b++) {
             long wo = wOff + 18L * b;
-            wd[wdOff + b] = halfAt(w, wo);
-            if (Kernels.PARTS == 1) {
-                IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
-                Kernels.f(q.and(0x0F).sub(8)).intoArray(wf, wfOff + 32 * b);
-                Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8)).intoArray(wf, wfOff + 32 * b + 16);
-                continue;
-            }
-            for (int j = 0; j < 16; j++) {
-                int q = u8(w, wo + 2 + j);
-                wf[wfOff + 32 * b + j] = (q & 0x0F) - 8;
-                wf[wfOff + 32 * b + j + 16] = (q >> 4) - 8;
-            }
+            float d = halfAt(w, wo);
+            ByteVector q = Kernels.load16(w, wo + 2);
+            Kernels.decode16(q, 0, 0xF, q, 0, 0, 0, 8, d, 0f, dst, dstOff + 32 * b);
+            Kernels.decode16(q, 4, 0xF, q, 0, 0, 0, 8, d, 0f, dst, dstOff + 32 * b + 16);
         }
     }
+
 }

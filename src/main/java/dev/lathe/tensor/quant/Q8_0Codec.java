@@ -109,33 +109,6 @@ public final class Q8_0Codec extends QuantCodec implements ExpandedQ8Dot, Activa
         return Kernels.sum(acc);
     }
 
-    /** Two activation rows (four make C2 give up on the loop body) per weight-block load; per row the same operations as {@link #dotQuantized}. */
-    @Override
-    public void dotQuantizedRows(MemorySegment w, long wOff, MemorySegment xq, long xqOff, long xqStride, int rows, int n,
-                                 float[] out, int outOff, int outStride) {
-        checkBlocks(type, n);
-        int i = 0;
-        if (Kernels.PARTS == 1) {
-            for (; i + 2 <= rows; i += 2) {
-                long x0 = xqOff + i * xqStride, x1 = x0 + xqStride;
-                FloatVector a0 = Kernels.zero(), a1 = a0, z = a0;
-                for (int b = 0, nb = n / 32; b < nb; b++) {
-                    long wo = wOff + 34L * b, xb = 34L * b;
-                    float dw = halfAt(w, wo);
-                    FloatVector lo = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0));
-                    FloatVector hi = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0));
-                    a0 = hi.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x0 + xb + 18), 0)), lo.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x0 + xb + 2), 0)), z))
-                            .fma(FloatVector.broadcast(Kernels.F, dw * halfAt(xq, x0 + xb)), a0);
-                    a1 = hi.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x1 + xb + 18), 0)), lo.fma(Kernels.f(Kernels.widen(Kernels.load16(xq, x1 + xb + 2), 0)), z))
-                            .fma(FloatVector.broadcast(Kernels.F, dw * halfAt(xq, x1 + xb)), a1);
-                }
-                out[outOff + i * outStride] = Kernels.sum(a0);
-                out[outOff + (i + 1) * outStride] = Kernels.sum(a1);
-            }
-        }
-        for (; i < rows; i++) out[outOff + i * outStride] = dotQuantized(w, wOff, xq, xqOff + i * xqStride, n);
-    }
-
     @Override
     public float dotExpanded(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
         checkBlocks(type, n);
@@ -156,37 +129,6 @@ public final class Q8_0Codec extends QuantCodec implements ExpandedQ8Dot, Activa
         return Kernels.sum(acc);
     }
 
-    /** Two activation rows per weight-block decode (four make C2 give up on the loop body). */
-    @Override
-    public void dotExpandedRows(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int rows, int n,
-                                float[] out, int outOff, int outStride) {
-        checkBlocks(type, n);
-        int nb = n / 32, i = 0;
-        if (xfOff < 0 || xdOff < 0 || xfOff + (long) rows * n > xf.length || xdOff + (long) rows * nb > xd.length) {
-            throw new IndexOutOfBoundsException("expanded activations of " + rows + " rows outside arrays");
-        }
-        if (Kernels.PARTS == 1) {
-            for (; i + 2 <= rows; i += 2) {
-                int f0 = xfOff + i * n, f1 = f0 + n, d0 = xdOff + i * nb, d1 = d0 + nb;
-                FloatVector a0 = Kernels.zero(), a1 = a0, z = a0;
-                for (int b = 0; b < nb; b++) {
-                    long wo = wOff + 34L * b;
-                    int xo = 32 * b;
-                            FloatVector lo = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0));
-                    FloatVector hi = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0));
-                    float dw = halfAt(w, wo);
-                    FloatVector s0 = hi.fma(FloatVector.fromArray(Kernels.F, xf, f0 + xo + 16), lo.fma(FloatVector.fromArray(Kernels.F, xf, f0 + xo), z));
-                    FloatVector s1 = hi.fma(FloatVector.fromArray(Kernels.F, xf, f1 + xo + 16), lo.fma(FloatVector.fromArray(Kernels.F, xf, f1 + xo), z));
-                    a0 = s0.fma(FloatVector.broadcast(Kernels.F, dw * xd[d0 + b]), a0);
-                    a1 = s1.fma(FloatVector.broadcast(Kernels.F, dw * xd[d1 + b]), a1);
-                }
-                out[outOff + i * outStride] = Kernels.sum(a0);
-                out[outOff + (i + 1) * outStride] = Kernels.sum(a1);
-            }
-        }
-        for (; i < rows; i++) out[outOff + i * outStride] = dotExpanded(w, wOff, xf, xfOff + i * n, xd, xdOff + i * nb, n);
-    }
-
     private float dotExpandedScalar(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
         float s = 0;
         for (int b = 0; b < n / 32; b++) {
@@ -198,18 +140,22 @@ public final class Q8_0Codec extends QuantCodec implements ExpandedQ8Dot, Activa
         return s;
     }
 
+    /** Prefill columns: the dequantized weights q * d, 16 at a time (same floats as dequantize). */
     @Override
-    public void decodeRow(MemorySegment w, long wOff, int n, float[] wf, int wfOff, float[] wd, int wdOff) {
-        checkBlocks(type, n);
+    public void decodePrefillRow(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        Kernels.checkDecode(type, n, dst, dstOff, 0);
         for (int b = 0, nb = n / 32; b < nb; b++) {
             long wo = wOff + 34L * b;
-            wd[wdOff + b] = halfAt(w, wo);
+            float d = halfAt(w, wo);
+            int o = dstOff + 32 * b;
             if (Kernels.PARTS == 1) {
-                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0)).intoArray(wf, wfOff + 32 * b);
-                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0)).intoArray(wf, wfOff + 32 * b + 16);
-                continue;
+                FloatVector vd = FloatVector.broadcast(Kernels.F, d);
+                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0)).mul(vd).intoArray(dst, o);
+                Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0)).mul(vd).intoArray(dst, o + 16);
+            } else {
+                for (int j = 0; j < 32; j++) dst[o + j] = s8(w, wo + 2 + j) * d;
             }
-            for (int j = 0; j < 32; j++) wf[wfOff + 32 * b + j] = s8(w, wo + 2 + j);
         }
     }
+
 }

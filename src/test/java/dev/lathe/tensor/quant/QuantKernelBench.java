@@ -14,14 +14,15 @@ import java.util.Random;
  * Single-thread throughput of the quantized dot kernels, by CPU time (not a test; run by hand):
  * {@code java --add-modules=jdk.incubator.vector -cp target/classes:target/test-classes
  * dev.lathe.tensor.quant.QuantKernelBench [types...]}. Prints weight GB per CPU second for
- * {@code dotQuantized} (one activation row) and {@code dotQuantizedRows} (8 rows; weight bytes counted
- * once per row group, so it shows the effective bandwidth a prefill reaches).
+ * {@code dotQuantized} (one activation row, the decode kernel) and, for Q4_0/Q8_0, {@code dotExpanded}
+ * (the same row expanded to floats once, which decode uses for those types). Prefill runs on
+ * {@link dev.lathe.tensor.PanelGemm}, not on these kernels.
  */
 public final class QuantKernelBench {
     public static void main(String[] args) {
         String[] types = args.length > 0 ? args : new String[] {"Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q5_K", "Q3_K", "Q2_K", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL"};
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-        int n = 2048, rows = 512, xr = 8;
+        int n = 2048, rows = 512, xr = 1;
         Random rnd = new Random(42);
         float[] w = new float[n * rows];
         for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian();
@@ -36,40 +37,30 @@ public final class QuantKernelBench {
             for (int r = 0; r < rows; r++) c.quantize(w, r * n, n, null, ws, r * rb);
             MemorySegment xs = arena.allocate(ab * xr, 64);
             for (int i = 0; i < xr; i++) c.quantizeActivations(x, i * n, n, xs, i * ab);
-            float[] out = new float[rows * xr];
-            double best1 = 0, bestR = 0;
+            double best1 = 0;
             float sink = 0;
             for (int rep = 0; rep < 12; rep++) {
                 long c0 = mx.getCurrentThreadCpuTime();
                 int iters = 20;
                 for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += c.dotQuantized(ws, r * rb, xs, 0, n);
                 long c1 = mx.getCurrentThreadCpuTime();
-                for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) c.dotQuantizedRows(ws, r * rb, xs, 0, ab, xr, n, out, r, rows);
-                long c2 = mx.getCurrentThreadCpuTime();
-                double bytes = (double) rb * rows * iters;
-                best1 = Math.max(best1, bytes / (c1 - c0));
-                bestR = Math.max(bestR, bytes * xr / (c2 - c1));
-                sink += out[rep];
+                best1 = Math.max(best1, (double) rb * rows * iters / (c1 - c0));
             }
             String ex = "";
             if (c instanceof dev.lathe.tensor.ExpandedQ8Dot e) {
-                float[] xf = new float[n * xr], xd = new float[n / 32 * xr];
-                for (int i = 0; i < xr; i++) dev.lathe.tensor.ExpandedQ8Dot.expand(xs, i * ab, n, xf, i * n, xd, i * n / 32);
-                double bE = 0, bER = 0;
+                float[] xf = new float[n], xd = new float[n / 32];
+                dev.lathe.tensor.ExpandedQ8Dot.expand(xs, 0, n, xf, 0, xd, 0);
+                double bE = 0;
                 for (int rep = 0; rep < 12; rep++) {
                     long c0 = mx.getCurrentThreadCpuTime();
                     int iters = 20;
                     for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += e.dotExpanded(ws, r * rb, xf, 0, xd, 0, n);
                     long c1 = mx.getCurrentThreadCpuTime();
-                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) e.dotExpandedRows(ws, r * rb, xf, 0, xd, 0, xr, n, out, r, rows);
-                    long c2 = mx.getCurrentThreadCpuTime();
-                    double bytes = (double) rb * rows * iters;
-                    bE = Math.max(bE, bytes / (c1 - c0));
-                    bER = Math.max(bER, bytes * xr / (c2 - c1));
+                    bE = Math.max(bE, (double) rb * rows * iters / (c1 - c0));
                 }
-                ex = String.format("   expanded dot %6.2f GB/s  rows %6.2f GB/s-equiv", bE, bER);
+                ex = String.format("   expanded dot %6.2f GB/s", bE);
             }
-            System.out.printf("%-7s dot %6.2f GB/s   rows(x%d) %6.2f GB/s-equiv%s  (%s)%n", tn, best1, xr, bestR, ex, sink == 1 ? "" : "ok");
+            System.out.printf("%-7s dot %6.2f GB/s%s  (%s)%n", tn, best1, ex, sink == 1 ? "" : "ok");
         }
     }
 }
