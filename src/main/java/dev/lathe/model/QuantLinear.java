@@ -6,6 +6,7 @@ import dev.lathe.tensor.ActivationQuantizer;
 import dev.lathe.tensor.BlockCodec;
 import dev.lathe.tensor.BlockCodecs;
 import dev.lathe.tensor.ExpandedQ8Dot;
+import dev.lathe.tensor.FloatRowDot;
 import dev.lathe.tensor.GgmlType;
 import dev.lathe.tensor.PanelGemm;
 import dev.lathe.tensor.Tensor;
@@ -21,7 +22,9 @@ import java.lang.foreign.MemorySegment;
  * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
  * native memory once. Decode (one input row) runs {@link ActivationQuantizedCodec#dotQuantized} per weight
  * row, in tiles of 4 rows split over threads; for Q4_0/Q8_0 ({@link ExpandedQ8Dot}) the Q8_0 activation row is
- * first expanded to floats (quants and block scales apart), the same floats as dotQuantized on AVX-512.
+ * first expanded to floats (quants and block scales apart), the same floats as dotQuantized on AVX-512; for
+ * Q4_K/Q6_K ({@link FloatRowDot}) it is expanded to its values d*q and 32-value sums (equal to dotQuantized up
+ * to float rounding).
  * Prefill (several input rows) runs on {@link PanelGemm} for every type (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL
  * with Q8_0/Q8_1 activations, Q2_K..Q6_K with Q8_K): the quantized activations are expanded once per call to
  * their values d*q (plus, for Q4_1/Q5_1, the Q8_1 blocks' stored sums as extra columns), packed column-major
@@ -166,6 +169,10 @@ public final class QuantLinear implements Linear {
                 decodeExpanded(e, xq, y);
                 return;
             }
+            if (n == 1 && q instanceof FloatRowDot f) {
+                decodeFloatRow(f, xq, y);
+                return;
+            }
             if (n == 1) {
                 int tiles = (out + TILE - 1) / TILE;
                 int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
@@ -245,6 +252,22 @@ public final class QuantLinear implements Linear {
                     }
                 }
             }
+        });
+    }
+
+    /** Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and 32-value sums. */
+    private void decodeFloatRow(FloatRowDot f, MemorySegment xq, float[] y) {
+        int nb = in / 32;
+        float[][] holder = XF.get();
+        if (holder[0].length < in) holder[0] = new float[in];
+        if (holder[1].length < nb) holder[1] = new float[nb];
+        float[] xf = holder[0], xs = holder[1];
+        PanelGemm.expand(f, xq, 0, in, xf, 0, 1, 0);
+        FloatRowDot.blockSums(xf, 0, in, xs, 0);
+        int tiles = (out + TILE - 1) / TILE;
+        int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+        pool.forRange(tiles, minTiles, (worker, from, to) -> {
+            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in);
         });
     }
 

@@ -30,6 +30,12 @@ class LlamaModelTest {
         return m;
     }
 
+    static int argmax(float[] a, int off, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (a[off + i] > a[off + best]) best = i;
+        return best;
+    }
+
     /** Max abs difference relative to the largest expected magnitude. */
     static double relErr(float[] actual, float[] expected) {
         return maxAbsDiff(actual, expected) / maxAbs(expected);
@@ -176,6 +182,34 @@ class LlamaModelTest {
             float[] d = m.forward(s2, tokens, 40, 24, false);
             assertThat(maxAbsDiff(d, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isZero();
             assertThatThrownBy(() -> m.forward(s2, tokens, 0, 1, false)).isInstanceOf(IllegalArgumentException.class);
+        }
+    }
+
+    /**
+     * Quantized weights: decode (one row: dotQuantized, or the expanded-row kernels of Q4_0/Q8_0 and Q4_K/Q6_K)
+     * and prefill (PanelGemm) compute the same quantized arithmetic in different float orders. The orders
+     * differ in the last bits, which now and then moves an activation across a Q8 rounding boundary (a step of
+     * 1/127 of its block's largest value), so the logits agree to about 1 % of their range here, not to float
+     * rounding; a wrong kernel is off by the size of the logits.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"Q4_0", "Q8_0", "Q4_K_M", "Q6_K", "Q2_K", "Q5_K_S", "Q4_1", "IQ4_NL"})
+    void quantizedDecodeAgreesWithPrefill(String type) {
+        try (SafetensorsFile exp = SafetensorsFile.open(Fixtures.fixture("tiny-llama/expected/forward.safetensors"));
+             GgufWeightSource src = GgufWeightSource.open(Fixtures.fixture("tiny-llama/gguf/tiny-llama-" + type + ".gguf"))) {
+            int[] tokens = TensorOps.toInts(exp.tensor("tokens"));
+            LlamaModel m = LlamaModel.load(src);
+            int v = m.vocabSize(), n = 24;
+            float[] batched = m.forward(m.newSession(64), tokens, 0, n, true);
+            LlamaModel.Session s = m.newSession(64);
+            float[] stepwise = new float[n * v];
+            for (int i = 0; i < n; i++) System.arraycopy(m.forward(s, tokens[i]), 0, stepwise, i * v, v);
+            assertThat(relErr(stepwise, batched)).isLessThan(0.03);
+            int same = 0;
+            for (int i = 0; i < n; i++) {
+                if (argmax(stepwise, i * v, v) == argmax(batched, i * v, v)) same++;
+            }
+            assertThat(same).isGreaterThanOrEqualTo(n - 2);
         }
     }
 

@@ -1,6 +1,6 @@
 package dev.lathe.tensor.quant;
 
-import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.FloatRowDot;
 import dev.lathe.tensor.GgmlType;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -18,7 +18,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  * quantize_row_q4_K_impl (importance: make_qkx3_quants + make_qp_quants), dequantize_row_q4_K and
  * ggml_vec_dot_q4_K_q8_K.
  */
-public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCodec {
+public final class Q4_KCodec extends QuantCodec implements FloatRowDot {
     public Q4_KCodec() {
         super(GgmlType.Q4_K, 0, 2);
     }
@@ -240,6 +240,69 @@ public final class Q4_KCodec extends QuantCodec implements ActivationQuantizedCo
             acc = sum.fma(FloatVector.broadcast(Kernels.F, d), acc);
         }
         return Kernels.sum(acc);
+    }
+
+    /** Decode on the expanded row: the scale part per 64 weights (one load of quants serves two sub-blocks), then the mins. */
+    @Override
+    public float dotFloatRow(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xs, int xsOff, int n) {
+        checkBlocks(type, n);
+        int nb = n / 256;
+        if (xfOff < 0 || xsOff < 0 || xfOff + (long) n > xf.length || xsOff + (long) n / 32 > xs.length) {
+            throw new IndexOutOfBoundsException("expanded activations " + xfOff + "+" + n + " / " + xsOff + " outside arrays");
+        }
+        float scaled = Kernels.PARTS == 1 ? floatScaled(w, wOff, xf, xfOff, nb) : floatScaledScalar(w, wOff, xf, xfOff, nb);
+        return scaled - floatMins(w, wOff, 144, xs, xsOff, nb);
+    }
+
+    private static float floatScaled(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
+        FloatVector acc0 = Kernels.zero(), acc1 = acc0;
+        for (int s = 0, ns = 4 * nb; s < ns; s++) {
+            int i = s >> 2, jp = s & 3;
+            long wo = wOff + 144L * i;
+            long sc = packedScales(w, wo + 4) >>> (16 * jp);
+            float dw = halfAt(w, wo);
+            float dA = dw * (int) (sc & 0xFF), dB = dw * (int) ((sc >>> 8) & 0xFF);
+            long qo = wo + 16 + 32 * jp;
+            int xo = xfOff + 64 * s;
+            IntVector r0 = Kernels.widen(Kernels.load16(w, qo), 0), r1 = Kernels.widen(Kernels.load16(w, qo + 16), 0);
+            FloatVector sa = Kernels.f(r0.and(0xF)).mul(FloatVector.fromArray(Kernels.F, xf, xo));
+            sa = Kernels.f(r1.and(0xF)).fma(FloatVector.fromArray(Kernels.F, xf, xo + 16), sa);
+            FloatVector sb = Kernels.f(r0.lanewise(VectorOperators.LSHR, 4).and(0xF)).mul(FloatVector.fromArray(Kernels.F, xf, xo + 32));
+            sb = Kernels.f(r1.lanewise(VectorOperators.LSHR, 4).and(0xF)).fma(FloatVector.fromArray(Kernels.F, xf, xo + 48), sb);
+            acc0 = sa.fma(FloatVector.broadcast(Kernels.F, dA), acc0);
+            acc1 = sb.fma(FloatVector.broadcast(Kernels.F, dB), acc1);
+        }
+        return Kernels.sum(acc0.add(acc1));
+    }
+
+    private static float floatScaledScalar(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
+        float t = 0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + 144L * i;
+            long sc = packedScales(w, wo + 4);
+            float dw = halfAt(w, wo);
+            for (int js = 0; js < 8; js++) {
+                long qo = wo + 16 + 32 * (js >> 1);
+                int shift = 4 * (js & 1), xo = xfOff + 256 * i + 32 * js;
+                float s = 0;
+                for (int l = 0; l < 32; l++) s += ((u8(w, qo + l) >> shift) & 0xF) * xf[xo + l];
+                t += dw * (int) ((sc >>> (8 * js)) & 0xFF) * s;
+            }
+        }
+        return t;
+    }
+
+    /** Sum over super-blocks of dmin * sum_j min_j * (sum of the expanded activations of sub-block j). */
+    static float floatMins(MemorySegment w, long wOff, int blockBytes, float[] xs, int xsOff, int nb) {
+        float t = 0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + (long) blockBytes * i;
+            long mn = packedMins(w, wo + 4);
+            float s = 0;
+            for (int j = 0; j < 8; j++) s += (int) ((mn >>> (8 * j)) & 0xFF) * xs[xsOff + 8 * i + j];
+            t += halfAt(w, wo + 2) * s;
+        }
+        return t;
     }
 
     /** Prefill columns: the dequantized weights d*sc*q - dmin*m, 16 at a time (same floats as dequantize). */

@@ -1,6 +1,6 @@
 package dev.lathe.tensor.quant;
 
-import dev.lathe.tensor.ActivationQuantizedCodec;
+import dev.lathe.tensor.FloatRowDot;
 import dev.lathe.tensor.GgmlType;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -18,7 +18,7 @@ import static dev.lathe.tensor.quant.QuantMath.*;
  * (make_qx_quants), quantize_row_q6_K_impl (importance: make_qx_quants weighted by the raw importance),
  * dequantize_row_q6_K and ggml_vec_dot_q6_K_q8_K.
  */
-public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCodec {
+public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
     public Q6_KCodec() {
         super(GgmlType.Q6_K, 208);
     }
@@ -131,6 +131,54 @@ public final class Q6_KCodec extends QuantCodec implements ActivationQuantizedCo
     public float dotQuantized(MemorySegment w, long wOff, MemorySegment xq, long xqOff, int n) {
         checkBlocks(type, n);
         return dotGroups(w, wOff, xq, xqOff, n / 256) - 32 * bsumTerm(w, wOff, xq, xqOff, n / 256);
+    }
+
+    /** Decode on the expanded row: (q - 32) rebuilt in int lanes, times the activations, scaled per 16 weights. */
+    @Override
+    public float dotFloatRow(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xs, int xsOff, int n) {
+        checkBlocks(type, n);
+        if (xfOff < 0 || xfOff + (long) n > xf.length) throw new IndexOutOfBoundsException("expanded activations " + xfOff + "+" + n + " outside array");
+        if (Kernels.PARTS != 1) {
+            float[] y = new float[256];
+            float t = 0;
+            for (int i = 0; i < n / 256; i++) {
+                dequantizeBlock(w, wOff + 210L * i, y, 0);
+                for (int l = 0; l < 256; l++) t += y[l] * xf[xfOff + 256 * i + l];
+            }
+            return t;
+        }
+        return floatGroups(w, wOff, xf, xfOff, n / 256);
+    }
+
+    /**
+     * The vector loop on its own, every vector operation written out in it: C2 boxes a vector passed to a
+     * helper it does not inline, which it gives up doing in large compile units (this kernel is inlined
+     * into the decode loop next to Q4_K's).
+     */
+    private static float floatGroups(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
+        FloatVector acc0 = Kernels.zero(), acc1 = acc0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + 210L * i;
+            float d = halfAt(w, wo + 208);
+            int xb = xfOff + 256 * i;
+            for (int k = 0; k < 2; k++) {
+                for (int half = 0; half < 2; half++) {
+                    IntVector qh = Kernels.widen(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 0);
+                    IntVector qa = Kernels.widen(Kernels.load16(w, wo + 64 * k + 16 * half), 0);
+                    IntVector qb = Kernels.widen(Kernels.load16(w, wo + 64 * k + 32 + 16 * half), 0);
+                    for (int quarter = 0; quarter < 4; quarter++) {
+                        IntVector ql = (quarter & 1) == 0 ? qa : qb;
+                        IntVector q = ql.lanewise(VectorOperators.LSHR, 4 * (quarter >> 1)).and(0xF)
+                                .or(qh.lanewise(VectorOperators.LSHR, 2 * quarter).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+                        float sc = d * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
+                        FloatVector p = Kernels.f(q).mul(FloatVector.fromArray(Kernels.F, xf, xb + 128 * k + 32 * quarter + 16 * half));
+                        if ((quarter & 1) == 0) acc0 = p.fma(FloatVector.broadcast(Kernels.F, sc), acc0);
+                        else acc1 = p.fma(FloatVector.broadcast(Kernels.F, sc), acc1);
+                    }
+                }
+            }
+        }
+        return Kernels.sum(acc0.add(acc1));
     }
 
     /** sum over super-blocks of d_w d_x sum_j scale_j * bsum_j: the -32 offset of the quants, applied once. */
