@@ -2,6 +2,7 @@ package dev.lathe.model;
 
 import dev.lathe.LatheException;
 import dev.lathe.tensor.GgmlType;
+import dev.lathe.tensor.PanelGemm;
 import dev.lathe.tensor.Tensor;
 import dev.lathe.tensor.VectorKernels;
 import jdk.incubator.vector.FloatVector;
@@ -15,18 +16,19 @@ import java.nio.ByteOrder;
 
 /**
  * A linear layer whose weights are stored as F32, F16 or BF16, read in place (e.g. from a mapped file).
- * Output rows are split over all threads in panels of {@value #PANEL} rows, widened once into a per-thread
- * float buffer (so each weight row is read from memory once per call whatever the batch size) and multiplied
- * in tiles of {@value #TR} weight rows by {@value #TX} input rows (register-blocked FMA), input rows taken in
- * blocks of {@value #XB} that stay in cache across the panel. Every (row, input) dot product is summed
- * in the same order in the batched and the single-row kernels, so decode and prefill agree bit for bit.
+ * Decode (one input row): output rows split over all threads in tiles of {@value #TR} rows, F16/BF16 rows
+ * widened four at a time into a small buffer, four dot products per pass over the input. Prefill (several
+ * input rows): the input rows are packed column-major in groups of {@link PanelGemm#lanes()} once per call;
+ * output rows are split over the threads in panels of {@value #PANEL} rows, each widened once into a
+ * per-thread float buffer (so each weight row is read from memory once per call whatever the batch size) and
+ * multiplied with every group in {@link PanelGemm}'s register tiles (8 weight rows x one or two groups, one
+ * vector of outputs per accumulator). The two paths sum in different orders, so decode and prefill agree to
+ * float rounding; a row's result does not depend on the other rows of its batch.
  */
 public final class DenseLinear implements Linear {
     static final int TR = 4;
-    static final int TX = 4;
-    /** Weight rows widened at once; each block of {@value #XB} input rows is reused across them from cache. */
+    /** Weight rows widened at once (prefill: then multiplied with every packed group of input rows). */
     static final int PANEL = 16;
-    static final int XB = 32;
     private static final VectorSpecies<Float> F = VectorKernels.F;
     private static final int L = F.length();
     private static final VectorSpecies<Short> S = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
@@ -42,6 +44,8 @@ public final class DenseLinear implements Linear {
     private final Parallel pool;
     /** Per-thread widened panel, shared by all layers (a model may run on several threads at once). */
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[1][0]);
+    /** Per-calling-thread input rows packed for {@link PanelGemm} (prefill). */
+    private static final ThreadLocal<float[][]> PACKED = ThreadLocal.withInitial(() -> new float[1][0]);
 
     public DenseLinear(Tensor weight) {
         this(weight, Parallel.common());
@@ -103,25 +107,53 @@ public final class DenseLinear implements Linear {
         // enough multiply-adds per chunk to pay for the hand-off
         long work = (long) PANEL * in * n;
         int minChunk = (int) Math.max(1, Math.min(panels, 65536 / Math.max(1, work)));
+        int lanes = PanelGemm.lanes(), groups = (n + lanes - 1) / lanes;
+        long packed = (long) groups * in * lanes;
+        if (packed > Integer.MAX_VALUE - 16) throw new IllegalArgumentException(weight.name() + ": batch too large");
+        float[][] xh = PACKED.get();
+        if (xh[0].length < packed) xh[0] = new float[(int) packed];
+        float[] xp = xh[0];
+        // xp[g * in * L + k * L + lane] = x[(g * L + lane) * in + k], zero past n
+        pool.forRange(groups, 1, (t, from, to) -> {
+            for (int g = from; g < to; g++) {
+                int base = g * in * lanes;
+                for (int lane = 0; lane < lanes; lane++) {
+                    int row = g * lanes + lane;
+                    if (row >= n) {
+                        PanelGemm.clearLane(xp, base, in, lanes, lane);
+                        continue;
+                    }
+                    int xo = row * in;
+                    for (int k = 0, p = base + lane; k < in; k++, p += lanes) xp[p] = x[xo + k];
+                }
+            }
+        });
         pool.forRange(panels, minChunk, (worker, from, to) -> {
             float[][] holder = SCRATCH.get();
             if (holder[0].length < PANEL * in) holder[0] = new float[PANEL * in];
-            float[] w = holder[0];
+            if (holder.length < 2 || holder[1].length < 2 * PanelGemm.TILE * lanes) {
+                float[][] h2 = {holder[0], new float[2 * PanelGemm.TILE * lanes]};
+                SCRATCH.set(h2);
+                holder = h2;
+            }
+            float[] w = holder[0], tile = holder[1];
             for (int p = from; p < to; p++) {
                 int r0 = p * PANEL;
                 int nr = Math.min(PANEL, out - r0);
                 widen(r0, nr, w);
-                int full = nr / TR;
-                for (int xb = 0; xb < n; xb += XB) {
-                    int xe = Math.min(n, xb + XB);
-                    for (int t = 0; t < full; t++) {
-                        int wo = t * TR * in, rr = r0 + t * TR;
-                        int i = xb;
-                        for (; i + TX <= xe; i += TX) kernel4x4(w, wo, x, i, y, rr);
-                        for (; i < xe; i++) kernel4x1(w, wo, x, i, y, rr);
+                if (nr < PANEL) java.util.Arrays.fill(w, nr * in, PANEL * in, 0f);
+                int g = 0;
+                for (; g + 2 <= groups; g += 2) {
+                    int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel2(w, t * in, in, xp, g * in * lanes, (g + 1) * in * lanes, Math.min(PanelGemm.TILE, nr - t), rows1, rows2,
+                                y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
                     }
-                    for (int r = full * TR; r < nr; r++) {
-                        for (int i = xb; i < xe; i++) y[i * out + r0 + r] = dot(w, r * in, x, i * in, in);
+                }
+                if (g < groups) {
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel(w, t * in, in, xp, g * in * lanes, Math.min(PanelGemm.TILE, nr - t), Math.min(lanes, n - g * lanes),
+                                y, g * lanes * out + r0 + t, out, tile);
                     }
                 }
             }
@@ -281,49 +313,4 @@ public final class DenseLinear implements Linear {
         y[yo + 3] = s3;
     }
 
-    private void kernel4x4(float[] w, int wo, float[] x, int xi, float[] y, int r0) {
-        int n = in;
-        int x0 = xi * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
-        FloatVector z = FloatVector.zero(F);
-        FloatVector a00 = z, a01 = z, a02 = z, a03 = z;
-        FloatVector a10 = z, a11 = z, a12 = z, a13 = z;
-        FloatVector a20 = z, a21 = z, a22 = z, a23 = z;
-        FloatVector a30 = z, a31 = z, a32 = z, a33 = z;
-        int i = 0;
-        for (; i + L <= n; i += L) {
-            FloatVector v0 = FloatVector.fromArray(F, x, x0 + i);
-            FloatVector v1 = FloatVector.fromArray(F, x, x1 + i);
-            FloatVector v2 = FloatVector.fromArray(F, x, x2 + i);
-            FloatVector v3 = FloatVector.fromArray(F, x, x3 + i);
-            FloatVector w0 = FloatVector.fromArray(F, w, wo + i);
-            a00 = w0.fma(v0, a00); a01 = w0.fma(v1, a01); a02 = w0.fma(v2, a02); a03 = w0.fma(v3, a03);
-            FloatVector w1 = FloatVector.fromArray(F, w, wo + n + i);
-            a10 = w1.fma(v0, a10); a11 = w1.fma(v1, a11); a12 = w1.fma(v2, a12); a13 = w1.fma(v3, a13);
-            FloatVector w2 = FloatVector.fromArray(F, w, wo + 2 * n + i);
-            a20 = w2.fma(v0, a20); a21 = w2.fma(v1, a21); a22 = w2.fma(v2, a22); a23 = w2.fma(v3, a23);
-            FloatVector w3 = FloatVector.fromArray(F, w, wo + 3 * n + i);
-            a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
-        }
-        int y0 = xi * out + r0, y1 = y0 + out, y2 = y1 + out, y3 = y2 + out;
-        y[y0] = VecMath.sum(a00); y[y1] = VecMath.sum(a01);
-        y[y2] = VecMath.sum(a02); y[y3] = VecMath.sum(a03);
-        y[y0 + 1] = VecMath.sum(a10); y[y1 + 1] = VecMath.sum(a11);
-        y[y2 + 1] = VecMath.sum(a12); y[y3 + 1] = VecMath.sum(a13);
-        y[y0 + 2] = VecMath.sum(a20); y[y1 + 2] = VecMath.sum(a21);
-        y[y2 + 2] = VecMath.sum(a22); y[y3 + 2] = VecMath.sum(a23);
-        y[y0 + 3] = VecMath.sum(a30); y[y1 + 3] = VecMath.sum(a31);
-        y[y2 + 3] = VecMath.sum(a32); y[y3 + 3] = VecMath.sum(a33);
-        if (i < n) {
-            for (int c = 0; c < TX; c++) {
-                int xo = x0 + c * n;
-                for (int r = 0; r < TR; r++) {
-                    int yo = (xi + c) * out + r0 + r;
-                    float acc = y[yo];
-                    int wr = wo + r * n;
-                    for (int k = i; k < n; k++) acc += w[wr + k] * x[xo + k];
-                    y[yo] = acc;
-                }
-            }
-        }
-    }
 }

@@ -168,7 +168,8 @@ class LlamaModelTest {
                 System.arraycopy(l, 0, stepwise, i * v, v);
             }
             assertThat(s.length()).isEqualTo(64);
-            assertThat(maxAbsDiff(stepwise, batched)).isZero(); // same summation order everywhere
+            // decode and prefill kernels sum in different orders; batches of 2 or more rows agree exactly
+            assertThat(relErr(stepwise, batched)).isLessThan(1e-5);
             // mixed: a prefill of 10, then batches of 7 and the rest, with small internal micro-batches
             LlamaModel.Session s2 = m.newSession(64, LlamaModel.KvType.F32, 5);
             float[] a = m.forward(s2, tokens, 0, 10, true);
@@ -176,11 +177,12 @@ class LlamaModelTest {
             float[] c = m.forward(s2, tokens, 17, 47, false);
             assertThat(maxAbsDiff(a, Arrays.copyOfRange(batched, 0, 10 * v))).isZero();
             assertThat(maxAbsDiff(b, Arrays.copyOfRange(batched, 10 * v, 17 * v))).isZero();
-            assertThat(maxAbsDiff(c, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isZero();
+            // last-token-only logits: the output head runs on one row (the decode kernel)
+            assertThat(relErr(c, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isLessThan(1e-5);
             // truncate and redo the tail
             s2.truncate(40);
             float[] d = m.forward(s2, tokens, 40, 24, false);
-            assertThat(maxAbsDiff(d, Arrays.copyOfRange(batched, 63 * v, 64 * v))).isZero();
+            assertThat(maxAbsDiff(d, c)).isZero();
             assertThatThrownBy(() -> m.forward(s2, tokens, 0, 1, false)).isInstanceOf(IllegalArgumentException.class);
         }
     }
