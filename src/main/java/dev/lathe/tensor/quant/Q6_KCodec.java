@@ -151,9 +151,9 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
     }
 
     /**
-     * The vector loop on its own, every vector operation written out in it: C2 boxes a vector passed to a
-     * helper it does not inline, which it gives up doing in large compile units (this kernel is inlined
-     * into the decode loop next to Q4_K's).
+     * The vector loop on its own, nested as super-block / half / 16-weight group / quarter: a flat loop over
+     * 16-weight groups with the indices derived from one counter (the form Q4_K's kernels use) ran about 3x
+     * slower here once C2 compiled it into the decode loop, and so did a version passing vectors to a helper.
      */
     private static float floatGroups(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
         FloatVector acc0 = Kernels.zero(), acc1 = acc0;
