@@ -67,9 +67,13 @@ final class SparseGemm {
         return 6.6 + 0.06 * nz;
     }
 
-    /** Estimated time of the panel route (expand to dense, dense multiply) per mask word, as {@link #cost}. */
+    /**
+     * Estimated time of the panel route (expand to dense, then {@code PanelGemm}'s register tiles) per mask
+     * word, as {@link #cost}; refitted in session 4 when the panel route moved to PanelGemm (SparseRouteBench:
+     * 32-55 ns per word at n = 2-32, 170-200 at n = 128).
+     */
     static double panelCost(int n) {
-        return 15 + 3.6 * n;
+        return 30 + 1.25 * n;
     }
 
     /** Floats of the transposed input for n rows of {@code cols} columns. */

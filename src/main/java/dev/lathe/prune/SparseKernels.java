@@ -152,34 +152,4 @@ final class SparseKernels {
     static float half(short h, boolean bf16) {
         return bf16 ? Float.intBitsToFloat((h & 0xffff) << 16) : Float.float16ToFloat(h);
     }
-
-    /** Dense dots of {@code rows} decoded weight rows (in {@code w}) with input row {@code x[xOff..]}. */
-    static void dense4Offset(float[] w, int wOff, int cols, float[] x, int xOff, float[] y) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        int c = 0, full = cols - cols % L;
-        for (; c < full; c += L) {
-            FloatVector xv = FloatVector.fromArray(F, x, xOff + c);
-            a0 = FloatVector.fromArray(F, w, wOff + c).fma(xv, a0);
-            a1 = FloatVector.fromArray(F, w, wOff + cols + c).fma(xv, a1);
-            a2 = FloatVector.fromArray(F, w, wOff + 2 * cols + c).fma(xv, a2);
-            a3 = FloatVector.fromArray(F, w, wOff + 3 * cols + c).fma(xv, a3);
-        }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-        for (; c < cols; c++) {
-            float xv = x[xOff + c];
-            s0 += w[wOff + c] * xv;
-            s1 += w[wOff + cols + c] * xv;
-            s2 += w[wOff + 2 * cols + c] * xv;
-            s3 += w[wOff + 3 * cols + c] * xv;
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
-    }
-
-    static float dense1(float[] w, int wOff, int cols, float[] x, int xOff) {
-        return VectorKernels.dotF32(w, wOff, x, xOff, cols);
-    }
 }

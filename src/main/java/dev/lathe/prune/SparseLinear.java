@@ -1,5 +1,6 @@
 package dev.lathe.prune;
 
+import dev.lathe.tensor.PanelGemm;
 import dev.lathe.model.Linear;
 import dev.lathe.model.Linears;
 import dev.lathe.model.LlamaModel;
@@ -24,7 +25,7 @@ public final class SparseLinear implements Linear {
 
     private static final class Scratch {
         float[] panel = new float[0];
-        float[] y4 = new float[4];
+        float[] tile = new float[0];
         float[] values = new float[0];
     }
 
@@ -97,9 +98,10 @@ public final class SparseLinear implements Linear {
     /**
      * The route for a batch of n rows: the decode kernel for one row, else whichever of {@link Route#SPARSE}
      * and {@link Route#PANEL} the cost model of {@link SparseGemm#cost} says is faster for this n and this
-     * matrix's kept values per 64 columns. With L = 16 that gives SPARSE for every n at 90 % sparsity, for
-     * n = 2, 3 and n >= 7 at 70 %, n = 2, 3 and n >= 10 at 50 %, and PANEL for most n below 51 when nothing
-     * is pruned. SPARSE runs batches of up to {@value SparseGemm#TAIL} rows (and the tail of a batch) with
+     * matrix's kept values per 64 columns. With L = 16 (session 4 fit, after the panel route moved to
+     * PanelGemm) that gives SPARSE for every n at 90 % sparsity, for n = 2-4 and most n at 70 % (PANEL for
+     * some n between 30 and 200, where the two estimates are within a few percent), n = 2-4 at 50 %, and PANEL
+     * from n = 4 when nothing is pruned. SPARSE runs batches of up to {@value SparseGemm#TAIL} rows (and the tail of a batch) with
      * the decode kernel, row by row.
      */
     Route route(int n) {
@@ -162,24 +164,47 @@ public final class SparseLinear implements Linear {
     private void forwardPanel(float[] x, float[] y, int n) {
         int in = w.cols, out = w.rows;
         int panels = (out + PANEL - 1) / PANEL;
+        int lanes = PanelGemm.lanes(), groups = (n + lanes - 1) / lanes;
+        long packed = (long) groups * in * lanes;
+        if (packed > Integer.MAX_VALUE - 16) throw new IllegalArgumentException(name + ": batch too large");
+        float[][] holder = XT.get();
+        if (holder[0].length < packed) holder[0] = new float[(int) packed];
+        float[] xp = holder[0];
+        // the input rows packed column-major in groups of one vector of rows (zero past n), as DenseLinear does
+        pool.forRange(groups, 1, (t, from, to) -> {
+            for (int g = from; g < to; g++) {
+                int base = g * in * lanes;
+                for (int lane = 0; lane < lanes; lane++) {
+                    int row = g * lanes + lane;
+                    if (row >= n) {
+                        PanelGemm.clearLane(xp, base, in, lanes, lane);
+                        continue;
+                    }
+                    for (int k = 0, p = base + lane, xo = row * in; k < in; k++, p += lanes) xp[p] = x[xo + k];
+                }
+            }
+        });
         pool.forRange(panels, 1, (worker, from, to) -> {
             Scratch s = scratch(in);
-            float[] buf = s.panel;
-            float[] y4 = s.y4;
+            if (s.tile.length < 2 * PanelGemm.TILE * lanes) s.tile = new float[2 * PanelGemm.TILE * lanes];
+            float[] buf = s.panel, tile = s.tile;
             for (int pnl = from; pnl < to; pnl++) {
                 int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
                 for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in, s.values);
-                int full = nr - nr % 4;
-                for (int i = 0; i < n; i++) {
-                    int yo = i * out + r0;
-                    for (int k = 0; k < full; k += 4) {
-                        SparseKernels.dense4Offset(buf, k * in, in, x, i * in, y4);
-                        y[yo + k] = y4[0];
-                        y[yo + k + 1] = y4[1];
-                        y[yo + k + 2] = y4[2];
-                        y[yo + k + 3] = y4[3];
+                if (nr < PANEL) java.util.Arrays.fill(buf, nr * in, PANEL * in, 0f);
+                int g = 0;
+                for (; g + 2 <= groups; g += 2) {
+                    int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel2(buf, t * in, in, xp, g * in * lanes, (g + 1) * in * lanes, Math.min(PanelGemm.TILE, nr - t), rows1, rows2,
+                                y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
                     }
-                    for (int k = full; k < nr; k++) y[yo + k] = SparseKernels.dense1(buf, k * in, in, x, i * in);
+                }
+                if (g < groups) {
+                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
+                        PanelGemm.kernel(buf, t * in, in, xp, g * in * lanes, Math.min(PanelGemm.TILE, nr - t), Math.min(lanes, n - g * lanes),
+                                y, g * lanes * out + r0 + t, out, tile);
+                    }
                 }
             }
         });
