@@ -5,7 +5,8 @@ import java.util.Locale;
 
 /**
  * A one-line progress display on stderr with percentage, rate and ETA. It redraws in place on a terminal
- * and prints a line every few seconds otherwise (logs, CI), so long jobs always show where they are.
+ * and prints a line every few seconds otherwise (logs, CI), so long jobs always show where they are; with
+ * {@code --json} too, whose one JSON object goes to stdout.
  */
 final class CliProgress implements AutoCloseable {
     private final String task;
@@ -14,17 +15,14 @@ final class CliProgress implements AutoCloseable {
     private final long start = System.nanoTime();
     private long lastPrint;
     private boolean printed;
-    private final boolean quiet;
 
-    CliProgress(String task, boolean quiet) {
+    CliProgress(String task) {
         this.task = task;
         this.err = System.err;
-        this.quiet = quiet;
     }
 
     /** Reports {@code done} of {@code total} units; {@code detail} is shown after the bar (may be empty). */
     synchronized void update(long done, long total, String detail) {
-        if (quiet) return;
         long now = System.nanoTime();
         boolean last = done >= total;
         if (!last && now - lastPrint < (tty ? 200_000_000L : 5_000_000_000L)) return;
@@ -53,6 +51,6 @@ final class CliProgress implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        if (printed && tty && !quiet) err.flush();
+        if (printed && tty) err.flush();
     }
 }

@@ -48,7 +48,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (fmt.equals("gguf") && !Converter.GGUF_TYPES.contains(t)) throw new LatheException("GGUF conversion supports " + Converter.GGUF_TYPES + ", not " + t + " (use `quantize` for other types)");
         if (fmt.equals("hf") && !Converter.HF_TYPES.contains(t)) throw new LatheException("HF output supports " + Converter.HF_TYPES + ", not " + t);
         long t0 = System.nanoTime();
-        try (WeightSource src = ModelLoader.open(in); CliProgress bar = new CliProgress("convert", json)) {
+        try (WeightSource src = ModelLoader.open(in); CliProgress bar = new CliProgress("convert")) {
             ModelLoader.checkTensors(src);
             if (fmt.equals("gguf")) {
                 Converter.toGguf(src, out, t, (stage, done, total) -> bar.update(done, total, stage));

@@ -70,7 +70,7 @@ final class EvalCommand implements Callable<Integer> {
             out.put("tokens", ids.length);
             out.put("ctx", ctx);
             out.put("chunks", n);
-            try (CliProgress bar = new CliProgress(reference == null ? "perplexity" : "perplexity+KLD", json)) {
+            try (CliProgress bar = new CliProgress(reference == null ? "perplexity" : "perplexity+KLD")) {
                 if (reference == null) {
                     Perplexity.Result r = Perplexity.compute(lm.model, ids, o,
                             (d, t, running, eta) -> bar.update(d, t, String.format(Locale.ROOT, "ppl %.4f", running)));

@@ -253,7 +253,7 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         long tTrain = System.nanoTime();
         double[] last = {Double.NaN, Double.NaN, Double.NaN};
-        try (CliProgress bar = new CliProgress("finetune", false)) {
+        try (CliProgress bar = new CliProgress("finetune")) {
             trainer.runUntil(target, new TrainListener() {
                 @Override
                 public void onStep(StepInfo i) {
@@ -329,7 +329,7 @@ final class FinetuneCommand implements Callable<Integer> {
     /** Writes the fine-tuned model; returns the layout written. */
     private String write(WeightSource src, Trainer trainer, boolean gguf, GgmlType dt, boolean noMasks) {
         TrainedWeights tw = TrainedWeights.of(trainer.model(), src);
-        CliProgress bar = new CliProgress("write", json);
+        CliProgress bar = new CliProgress("write");
         if (gguf) {
             String name = src.gguf().map(g -> g.getString("general.name", null)).orElse(null);
             if (name == null) {

@@ -59,7 +59,7 @@ final class ImatrixCommand implements Callable<Integer> {
             }
             CalibrationData data = CalibrationData.chunks(text, lm.requireTokenizer(), ctx, chunks);
             ImatrixCollector col = new ImatrixCollector();
-            try (CliProgress bar = new CliProgress("imatrix", json)) {
+            try (CliProgress bar = new CliProgress("imatrix")) {
                 Calibrator.run(lm.source, data, QuantPlan.uniform(lm.source, WeightFormat.parse("f32")), List.of(col),
                         new Calibrator.Options(!f32Attention, Parallel.common()), (stage, d, t, eta) -> bar.update(d, t, stage));
             }

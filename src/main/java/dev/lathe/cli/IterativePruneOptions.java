@@ -113,7 +113,7 @@ final class IterativePruneOptions {
         long tokensPerStep = (long) t * batch;
         List<Map<String, Object>> rows = new ArrayList<>();
         IterativePruner.Result res;
-        try (CliProgress bar = new CliProgress("recover", quiet)) {
+        try (CliProgress bar = new CliProgress("recover")) {
             long t0 = System.nanoTime();
             res = IterativePruner.run(src, io, new IterativePruner.Listener() {
                 @Override

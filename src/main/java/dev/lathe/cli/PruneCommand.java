@@ -190,7 +190,7 @@ final class PruneCommand implements Callable<Integer> {
         }
         long t0 = System.nanoTime();
         Map<String, Object> o = new LinkedHashMap<>();
-        try (WeightSource src = ModelLoader.open(in); CliProgress bar = new CliProgress("prune " + m.name().toLowerCase(Locale.ROOT), json)) {
+        try (WeightSource src = ModelLoader.open(in); CliProgress bar = new CliProgress("prune " + m.name().toLowerCase(Locale.ROOT))) {
             ModelPruner.Result r;
             PruneJob.Result pr = null;
             List<String> targets;

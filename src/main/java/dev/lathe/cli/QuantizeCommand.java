@@ -140,7 +140,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 int[] ids = new int[d.size() * ctx];
                 for (int i = 0; i < d.size(); i++) System.arraycopy(d.samples().get(i), 0, ids, i * ctx, ctx);
                 Perplexity.Options po = new Perplexity.Options(ctx, tok.addBos() ? tok.bosId() : -1, -1, -1);
-                try (CliProgress bar = new CliProgress("measure mix", json)) {
+                try (CliProgress bar = new CliProgress("measure mix")) {
                     return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, measure, Parallel.common(),
                             (d2, t, last, eta) -> bar.update(d2, t, String.format(Locale.ROOT, "%s %s KLD %.5f", last.tensor(), last.format(), last.kldMean()))).plan();
                 }
@@ -149,7 +149,7 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new LatheException("--bpw, --mix-types and --sensitivity go with --type auto");
         }
         QuantizeJob.Summary s;
-        try (CliProgress bar = new CliProgress("quantize " + method, json)) {
+        try (CliProgress bar = new CliProgress("quantize " + method)) {
             s = QuantizeJob.run(model, out, o, (stage, done, total, eta) -> bar.update(done, total, stage));
         }
         Map<String, Object> j = new LinkedHashMap<>();

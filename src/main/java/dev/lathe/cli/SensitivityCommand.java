@@ -65,7 +65,7 @@ final class SensitivityCommand implements Callable<Integer> {
             Perplexity.Options o = new Perplexity.Options(ctx, tok.addBos() ? tok.bosId() : -1, -1, chunks);
             if (Perplexity.chunks(ids.length, o) < 1) throw new LatheException(text, "too short: " + ids.length + " tokens, one chunk needs --ctx " + ctx);
             List<Sensitivity.Entry> res;
-            try (CliProgress bar = new CliProgress("sensitivity " + type, json)) {
+            try (CliProgress bar = new CliProgress("sensitivity " + type)) {
                 res = Sensitivity.run(lm.source, type, tensors, ids, o, Parallel.common(),
                         (d, t, last, eta) -> bar.update(d, t, String.format(Locale.ROOT, "%s KLD %.5f", last.tensor(), last.kldMean())));
             }

@@ -53,7 +53,7 @@ final class SynthCommand implements Callable<Integer> {
         }
         long t0 = System.nanoTime();
         GgmlType weightsType = t == GgmlType.F16 || t == GgmlType.BF16 ? t : GgmlType.F32;
-        try (RandomWeights w = new RandomWeights(c, weightsType, seed); CliProgress bar = new CliProgress("synth", json)) {
+        try (RandomWeights w = new RandomWeights(c, weightsType, seed); CliProgress bar = new CliProgress("synth")) {
             GgufWriter g = Converter.ggufWriter(w, t, "synthetic-" + preset);
             addByteVocabulary(g, c.vocabSize());
             g.write(output, (stage, done, total) -> bar.update(done, total, stage));

@@ -179,7 +179,7 @@ final class TrainCommand implements Callable<Integer> {
         long cpu0 = cpuNanos();
         double[] lastVal = {Double.NaN, Double.NaN};
         double[] lastLoss = {Double.NaN};
-        try (CliProgress bar = new CliProgress("train", false)) {
+        try (CliProgress bar = new CliProgress("train")) {
             TrainListener listener = new TrainListener() {
                 @Override
                 public void onStep(StepInfo i) {

@@ -52,7 +52,7 @@ final class TrainTokenizerCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         TextCorpus corpus = TextCorpus.of(data, false);
         SpmBpeTrainer.Result r;
-        try (CliProgress bar = new CliProgress("merges", json)) {
+        try (CliProgress bar = new CliProgress("merges")) {
             r = SpmBpeTrainer.train(corpus, o, (d, t) -> bar.update(d, t, ""));
         }
         SpmBpeTrainer.save(r.vocabulary(), out);
