@@ -51,34 +51,15 @@ final class PanelLinear implements Linear {
     public void forward(float[] x, float[] y, int n) {
         if (n <= 0) return;
         int lanes = PanelGemm.lanes(), groups = (n + lanes - 1) / lanes;
-        // pack: xp[g * in * L + k * L + lane] = x[(g * L + lane) * in + k], zero padding past n
         float[] xp = new float[groups * in * lanes];
         pool.forRange(groups, 1, (t, from, to) -> {
-            for (int g = from; g < to; g++) {
-                int base = g * in * lanes;
-                for (int lane = 0; lane < lanes; lane++) {
-                    int row = g * lanes + lane;
-                    if (row >= n) break;
-                    int xo = row * in;
-                    for (int k = 0, p = base + lane; k < in; k++, p += lanes) xp[p] = x[xo + k];
-                }
-            }
+            for (int g = from; g < to; g++) PanelGemm.packRows(x, in, n, g, xp);
         });
         int tiles = out / PanelGemm.TILE, full = tiles * PanelGemm.TILE;
         pool.forRange(tiles, 1, (t, from, to) -> {
             float[] tile = new float[2 * PanelGemm.TILE * lanes];
             for (int tr = from; tr < to; tr++) {
-                int r0 = tr * PanelGemm.TILE;
-                int g = 0;
-                for (; g + 2 <= groups; g += 2) {
-                    int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
-                    PanelGemm.kernel2(w, r0 * in, in, xp, g * in * lanes, (g + 1) * in * lanes, PanelGemm.TILE, rows1, rows2,
-                            y, g * lanes * out + r0, (g + 1) * lanes * out + r0, out, tile);
-                }
-                for (; g < groups; g++) {
-                    PanelGemm.kernel(w, r0 * in, in, xp, g * in * lanes, PanelGemm.TILE, Math.min(lanes, n - g * lanes),
-                            y, g * lanes * out + r0, out, tile);
-                }
+                PanelGemm.multiplyPanel(w, tr * PanelGemm.TILE * in, PanelGemm.TILE, in, xp, n, y, tr * PanelGemm.TILE, out, tile);
             }
         });
         // the last out % 8 weight rows

@@ -113,20 +113,8 @@ public final class DenseLinear implements Linear {
         float[][] xh = PACKED.get();
         if (xh[0].length < packed) xh[0] = new float[(int) packed];
         float[] xp = xh[0];
-        // xp[g * in * L + k * L + lane] = x[(g * L + lane) * in + k], zero past n
         pool.forRange(groups, 1, (t, from, to) -> {
-            for (int g = from; g < to; g++) {
-                int base = g * in * lanes;
-                for (int lane = 0; lane < lanes; lane++) {
-                    int row = g * lanes + lane;
-                    if (row >= n) {
-                        PanelGemm.clearLane(xp, base, in, lanes, lane);
-                        continue;
-                    }
-                    int xo = row * in;
-                    for (int k = 0, p = base + lane; k < in; k++, p += lanes) xp[p] = x[xo + k];
-                }
-            }
+            for (int g = from; g < to; g++) PanelGemm.packRows(x, in, n, g, xp);
         });
         pool.forRange(panels, minChunk, (worker, from, to) -> {
             float[][] holder = SCRATCH.get();
@@ -142,20 +130,7 @@ public final class DenseLinear implements Linear {
                 int nr = Math.min(PANEL, out - r0);
                 widen(r0, nr, w);
                 if (nr < PANEL) java.util.Arrays.fill(w, nr * in, PANEL * in, 0f);
-                int g = 0;
-                for (; g + 2 <= groups; g += 2) {
-                    int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel2(w, t * in, in, xp, g * in * lanes, (g + 1) * in * lanes, Math.min(PanelGemm.TILE, nr - t), rows1, rows2,
-                                y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
-                    }
-                }
-                if (g < groups) {
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel(w, t * in, in, xp, g * in * lanes, Math.min(PanelGemm.TILE, nr - t), Math.min(lanes, n - g * lanes),
-                                y, g * lanes * out + r0 + t, out, tile);
-                    }
-                }
+                PanelGemm.multiplyPanel(w, 0, nr, in, xp, n, y, r0, out, tile);
             }
         });
     }

@@ -174,8 +174,7 @@ public final class QuantLinear implements Linear {
                 return;
             }
             if (n == 1) {
-                int tiles = (out + TILE - 1) / TILE;
-                int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+                int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
                 pool.forRange(tiles, minTiles, (worker, from, to) -> {
                     for (int r = from * TILE, e = Math.min(out, to * TILE); r < e; r++) y[r] = q.dotQuantized(data, r * rowBytes, xq, 0, in);
                 });
@@ -236,23 +235,14 @@ public final class QuantLinear implements Linear {
                 int r0 = p * PANEL, nr = Math.min(out, r0 + PANEL) - r0;
                 for (int r = 0; r < nr; r++) q.decodePrefillRow(data, (r0 + r) * rowBytes, in, wf, r * cols);
                 if (nr < PANEL) java.util.Arrays.fill(wf, nr * cols, PANEL * cols, 0f);
-                int g = 0;
-                for (; g + 2 <= groups; g += 2) {
-                    int xRows2 = Math.min(lanes, n - (g + 1) * lanes);
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel2(wf, t * cols, cols, xp, (int) (g * groupSize), (int) ((g + 1) * groupSize), Math.min(PanelGemm.TILE, nr - t),
-                                lanes, xRows2, y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
-                    }
-                }
-                if (g < groups) {
-                    int xRows = n - g * lanes;
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel(wf, t * cols, cols, xp, (int) (g * groupSize), Math.min(PanelGemm.TILE, nr - t), xRows,
-                                y, g * lanes * out + r0 + t, out, tile);
-                    }
-                }
+                PanelGemm.multiplyPanel(wf, 0, nr, cols, xp, n, y, r0, out, tile);
             }
         });
+    }
+
+    /** Decode chunk size in tiles of {@value #TILE} rows: about 16 Ki weights per hand-off. */
+    private int decodeGrain(int tiles) {
+        return (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
     }
 
     /** Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and 32-value sums. */
@@ -264,8 +254,7 @@ public final class QuantLinear implements Linear {
         float[] xf = holder[0], xs = holder[1];
         PanelGemm.expand(f, xq, 0, in, xf, 0, 1, 0);
         FloatRowDot.blockSums(xf, 0, in, xs, 0);
-        int tiles = (out + TILE - 1) / TILE;
-        int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+        int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
         pool.forRange(tiles, minTiles, (worker, from, to) -> {
             for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in);
         });
@@ -283,8 +272,7 @@ public final class QuantLinear implements Linear {
         if (holder[1].length < nb) holder[1] = new float[nb];
         float[] xf = holder[0], xd = holder[1];
         ExpandedQ8Dot.expand(xq, 0, in, xf, 0, xd, 0);
-        int tiles = (out + TILE - 1) / TILE;
-        int minTiles = (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
+        int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
         pool.forRange(tiles, minTiles, (worker, from, to) -> {
             for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = e.dotExpanded(data, r * rowBytes, xf, 0, xd, 0, in);
         });

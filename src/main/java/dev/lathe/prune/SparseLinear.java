@@ -170,19 +170,8 @@ public final class SparseLinear implements Linear {
         float[][] holder = XT.get();
         if (holder[0].length < packed) holder[0] = new float[(int) packed];
         float[] xp = holder[0];
-        // the input rows packed column-major in groups of one vector of rows (zero past n), as DenseLinear does
         pool.forRange(groups, 1, (t, from, to) -> {
-            for (int g = from; g < to; g++) {
-                int base = g * in * lanes;
-                for (int lane = 0; lane < lanes; lane++) {
-                    int row = g * lanes + lane;
-                    if (row >= n) {
-                        PanelGemm.clearLane(xp, base, in, lanes, lane);
-                        continue;
-                    }
-                    for (int k = 0, p = base + lane, xo = row * in; k < in; k++, p += lanes) xp[p] = x[xo + k];
-                }
-            }
+            for (int g = from; g < to; g++) PanelGemm.packRows(x, in, n, g, xp);
         });
         pool.forRange(panels, 1, (worker, from, to) -> {
             Scratch s = scratch(in);
@@ -192,20 +181,7 @@ public final class SparseLinear implements Linear {
                 int r0 = pnl * PANEL, nr = Math.min(PANEL, out - r0);
                 for (int k = 0; k < nr; k++) w.decodeRow(r0 + k, buf, k * in, s.values);
                 if (nr < PANEL) java.util.Arrays.fill(buf, nr * in, PANEL * in, 0f);
-                int g = 0;
-                for (; g + 2 <= groups; g += 2) {
-                    int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel2(buf, t * in, in, xp, g * in * lanes, (g + 1) * in * lanes, Math.min(PanelGemm.TILE, nr - t), rows1, rows2,
-                                y, g * lanes * out + r0 + t, (g + 1) * lanes * out + r0 + t, out, tile);
-                    }
-                }
-                if (g < groups) {
-                    for (int t = 0; t < nr; t += PanelGemm.TILE) {
-                        PanelGemm.kernel(buf, t * in, in, xp, g * in * lanes, Math.min(PanelGemm.TILE, nr - t), Math.min(lanes, n - g * lanes),
-                                y, g * lanes * out + r0 + t, out, tile);
-                    }
-                }
+                PanelGemm.multiplyPanel(buf, 0, nr, in, xp, n, y, r0, out, tile);
             }
         });
     }

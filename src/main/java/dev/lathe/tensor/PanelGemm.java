@@ -92,6 +92,48 @@ public final class PanelGemm {
         }
     }
 
+    /**
+     * Packs the float rows of group {@code g} ({@code x} holds {@code n} rows of {@code cols}) into
+     * {@code xp[g * cols * lanes() ..]}: column {@code k} of row {@code g * lanes() + lane} goes to
+     * {@code xp[g * cols * lanes() + k * lanes() + lane]}; lanes past row {@code n} are zero.
+     */
+    public static void packRows(float[] x, int cols, int n, int g, float[] xp) {
+        int lanes = lanes(), base = g * cols * lanes;
+        for (int lane = 0; lane < lanes; lane++) {
+            int row = g * lanes + lane;
+            if (row >= n) {
+                clearLane(xp, base, cols, lanes, lane);
+                continue;
+            }
+            for (int k = 0, p = base + lane, xo = row * cols; k < cols; k++, p += lanes) xp[p] = x[xo + k];
+        }
+    }
+
+    /**
+     * A decoded panel of {@code wRows} weight rows ({@code w[wOff + r * cols ..]}, padded with zero rows to a
+     * multiple of {@link #TILE}) times every packed group of {@code n} input rows ({@code xp}, as
+     * {@link #packRows} or {@link #expand} lay them out): output row {@code i}, weight row {@code r} goes to
+     * {@code y[i * yStride + yCol + r]}. Two groups per register tile where there are two; {@code tile}
+     * holds {@code 2 * TILE * lanes()} floats.
+     */
+    public static void multiplyPanel(float[] w, int wOff, int wRows, int cols, float[] xp, int n, float[] y, int yCol, int yStride, float[] tile) {
+        int lanes = lanes(), groups = (n + lanes - 1) / lanes, groupSize = cols * lanes;
+        int g = 0;
+        for (; g + 2 <= groups; g += 2) {
+            int rows1 = Math.min(lanes, n - g * lanes), rows2 = Math.min(lanes, n - (g + 1) * lanes);
+            for (int t = 0; t < wRows; t += TILE) {
+                kernel2(w, wOff + t * cols, cols, xp, g * groupSize, (g + 1) * groupSize, Math.min(TILE, wRows - t), rows1, rows2,
+                        y, g * lanes * yStride + yCol + t, (g + 1) * lanes * yStride + yCol + t, yStride, tile);
+            }
+        }
+        if (g < groups) {
+            for (int t = 0; t < wRows; t += TILE) {
+                kernel(w, wOff + t * cols, cols, xp, g * groupSize, Math.min(TILE, wRows - t), Math.min(lanes, n - g * lanes),
+                        y, g * lanes * yStride + yCol + t, yStride, tile);
+            }
+        }
+    }
+
     /** Sets lane {@code lane} of {@code cols} columns of a packed group to zero (padding rows). */
     public static void clearLane(float[] xp, int xpOff, int cols, int lanes, int lane) {
         for (int k = 0, p = xpOff + lane; k < cols; k++, p += lanes) xp[p] = 0;
