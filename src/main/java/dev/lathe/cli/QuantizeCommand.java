@@ -3,6 +3,8 @@ package dev.lathe.cli;
 import dev.lathe.LatheException;
 import dev.lathe.compress.CalibrationData;
 import dev.lathe.compress.Gptq;
+import dev.lathe.compress.GptqGain;
+import dev.lathe.compress.MixAllocator;
 import dev.lathe.compress.WeightFormat;
 import dev.lathe.eval.AutoMix;
 import dev.lathe.eval.Perplexity;
@@ -95,6 +97,12 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "with --type auto: all (measure every candidate) or anchors (measure Q4_K and Q8_0 per tensor, predict the rest from rounding errors: a third of the cost; default ${DEFAULT-VALUE})")
     String mixMeasure;
 
+    @Option(names = "--mix-price", defaultValue = "auto",
+            description = "with --type auto: rtn (each candidate priced by its measured KLD) or gptq (that KLD times the ratio of GPTQ's to "
+                    + "round-to-nearest's layer-output error for the tensor and type, measured on the calibration samples); "
+                    + "auto = gptq for --method gptq and awq+gptq (default ${DEFAULT-VALUE})")
+    String mixPrice;
+
     @Option(names = "--sensitivity", description = "with --type auto: JSON file to read measurements from and add new ones to")
     Path sensitivity;
 
@@ -133,6 +141,13 @@ final class QuantizeCommand implements Callable<Integer> {
                 case "anchors" -> AutoMix.Measure.ANCHORS;
                 default -> throw new LatheException("--mix-measure must be all or anchors, got '" + mixMeasure + "'");
             };
+            boolean gptqPrice = switch (mixPrice.toLowerCase(Locale.ROOT)) {
+                case "auto" -> m == QuantizeJob.Method.GPTQ || m == QuantizeJob.Method.AWQ_GPTQ;
+                case "gptq" -> true;
+                case "rtn" -> false;
+                default -> throw new LatheException("--mix-price must be auto, rtn or gptq, got '" + mixPrice + "'");
+            };
+            final Gptq.Options gptqOpts = o0.gptq();
             o = o.withPlanner(src -> {
                 Tokenizer tok = Tokenizers.load(src).orElseThrow(() -> new LatheException(src.path(), "the model has no tokenizer (needed for calibration text)"));
                 int ctx = Math.min(mixCtx, src.config().contextLength());
@@ -140,13 +155,27 @@ final class QuantizeCommand implements Callable<Integer> {
                 int[] ids = new int[d.size() * ctx];
                 for (int i = 0; i < d.size(); i++) System.arraycopy(d.samples().get(i), 0, ids, i * ctx, ctx);
                 Perplexity.Options po = new Perplexity.Options(ctx, tok.addBos() ? tok.bosId() : -1, -1, -1);
+                Map<String, Map<WeightFormat, Double>> scale = null;
+                if (gptqPrice) {
+                    CalibrationData cd = CalibrationData.randomWindows(calib, tok, samples, Math.min(seqLen, src.config().contextLength()), seed);
+                    scale = new LinkedHashMap<>();
+                    try (CliProgress bar = new CliProgress("gptq gains")) {
+                        var gains = GptqGain.measure(src, cd, MixAllocator.candidates(src, cand), gptqOpts, !rtnHead, Parallel.common(),
+                                (d2, t, secs) -> bar.update(d2, t, ""));
+                        for (var e : gains.entrySet()) {
+                            Map<WeightFormat, Double> r = new LinkedHashMap<>();
+                            for (var g : e.getValue().entrySet()) r.put(g.getKey(), g.getValue().ratio());
+                            scale.put(e.getKey(), r);
+                        }
+                    }
+                }
                 try (CliProgress bar = new CliProgress("measure mix")) {
-                    return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, measure, Parallel.common(),
+                    return AutoMix.plan(src, cand, bpw, ids, po, sensitivity, measure, scale, Parallel.common(),
                             (d2, t, last, eta) -> bar.update(d2, t, String.format(Locale.ROOT, "%s %s KLD %.5f", last.tensor(), last.format(), last.kldMean()))).plan();
                 }
             });
-        } else if (bpw != null || mixTypes != null || sensitivity != null) {
-            throw new LatheException("--bpw, --mix-types and --sensitivity go with --type auto");
+        } else if (bpw != null || mixTypes != null || sensitivity != null || !mixPrice.equalsIgnoreCase("auto")) {
+            throw new LatheException("--bpw, --mix-types, --mix-price and --sensitivity go with --type auto");
         }
         QuantizeJob.Summary s;
         try (CliProgress bar = new CliProgress("quantize " + method)) {

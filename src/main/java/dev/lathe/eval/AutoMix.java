@@ -77,6 +77,17 @@ public final class AutoMix {
      */
     public static Result plan(WeightSource src, List<GgmlType> types, double bpw, int[] tokens, Perplexity.Options o, Path cache,
                               Measure measure, Parallel pool, Sensitivity.Listener listener) {
+        return plan(src, types, bpw, tokens, o, cache, measure, null, pool, listener);
+    }
+
+    /**
+     * As above, each candidate's price multiplied by {@code costScale} (tensor, then format; absent = 1): the
+     * divergences are measured with round-to-nearest, and a mix that GPTQ will quantize is priced with GPTQ's
+     * error ratio per tensor and format ({@link dev.lathe.compress.GptqGain}).
+     */
+    public static Result plan(WeightSource src, List<GgmlType> types, double bpw, int[] tokens, Perplexity.Options o, Path cache,
+                              Measure measure, Map<String, ? extends Map<? extends WeightFormat, Double>> costScale,
+                              Parallel pool, Sensitivity.Listener listener) {
         if (!(bpw > 0) || bpw > 32) throw new LatheException("--bpw must be in (0, 32], got " + bpw);
         Map<String, List<WeightFormat.Gguf>> cands = MixAllocator.candidates(src, types);
         long weights = 0, smallest = 0;
@@ -134,6 +145,10 @@ public final class AutoMix {
                     cost = predict(err, anchors.get(e.getKey()), known, e.getKey(), f);
                     predicted++;
                 }
+                if (costScale != null && costScale.get(e.getKey()) != null) {
+                    Double sc = costScale.get(e.getKey()).get(f);
+                    if (sc != null) cost *= sc;
+                }
                 l.add(new MixAllocator.Option(f, MixAllocator.bits(src.tensor(e.getKey()), f), cost));
             }
             options.put(e.getKey(), l);
@@ -147,8 +162,9 @@ public final class AutoMix {
             counts.merge(e.getValue().format().toString(), 1, Integer::sum);
         }
         List<String> notes = new ArrayList<>();
-        notes.add(String.format(Locale.ROOT, "measured mix for %.3f bpw: %.4f bpw used, predicted KLD %.6f (sum over tensors), types %s; "
-                        + "%d candidates measured, %d reused, %d predicted", bpw, (double) choice.bits() / weights, choice.cost(), counts, todo.size(), reused, predicted));
+        notes.add(String.format(Locale.ROOT, "measured mix for %.3f bpw: %.4f bpw used, predicted KLD %.6f (sum over tensors%s), types %s; "
+                        + "%d candidates measured, %d reused, %d predicted", bpw, (double) choice.bits() / weights, choice.cost(),
+                costScale == null ? "" : ", priced with GPTQ's error ratios", counts, todo.size(), reused, predicted));
         for (String n : List.of(dev.lathe.model.TensorNames.TOKEN_EMBD, dev.lathe.model.TensorNames.OUTPUT)) {
             if (formats.containsKey(n)) notes.add(n + ": " + formats.get(n));
         }

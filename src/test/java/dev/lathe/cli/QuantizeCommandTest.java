@@ -140,7 +140,17 @@ class QuantizeCommandTest {
                 "--mix-ctx", 64, "--calib", calib, "--sensitivity", sens, "-o", out2, "--json");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.json().get("bpw").asDouble()).isLessThanOrEqualTo(4.0);
-        assertThat(r.json().get("notes").get(0).asText()).contains(" 0 candidates measured");
+        assertThat(r.json().get("notes").get(0).asText()).contains(" 0 candidates measured").doesNotContain("GPTQ");
+        // with GPTQ the same measurements are priced with GPTQ's error ratios (by default; --mix-price rtn turns it off)
+        r = MainTest.lathe("quantize", model, "--type", "auto", "--bpw", 4.0, "--mix-types", "Q3_K,Q4_K,Q6_K", "--mix-chunks", 2,
+                "--mix-ctx", 64, "--calib", calib, "--sensitivity", sens, "--method", "gptq", "--samples", 4, "--seq-len", 64, "-o", out2, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("bpw").asDouble()).isLessThanOrEqualTo(4.0);
+        assertThat(r.json().get("notes").get(0).asText()).contains(" 0 candidates measured").contains("priced with GPTQ's error ratios");
+        r = MainTest.lathe("quantize", model, "--type", "auto", "--bpw", 4.0, "--mix-types", "Q3_K,Q4_K,Q6_K", "--mix-chunks", 2,
+                "--mix-ctx", 64, "--calib", calib, "--sensitivity", sens, "--method", "gptq", "--mix-price", "rtn", "--samples", 4, "--seq-len", 64, "-o", out2, "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.json().get("notes").get(0).asText()).doesNotContain("GPTQ");
         // bad combinations: one line, exit code 2, no output
         Path bad = tmp.resolve("bad.gguf");
         for (Object[] args : new Object[][] {
@@ -149,6 +159,8 @@ class QuantizeCommandTest {
                 {"--type", "Q4_K_M", "--bpw", 4},
                 {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-types", "int4-g128"},
                 {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-measure", "some"},
+                {"--type", "auto", "--bpw", 4, "--calib", calib, "--mix-price", "some"},
+                {"--type", "Q4_K_M", "--mix-price", "gptq"},
                 {"--type", "auto", "--bpw", 1, "--calib", calib, "--mix-chunks", 1, "--mix-ctx", 32}}) {
             Object[] all = new Object[args.length + 4];
             all[0] = "quantize";

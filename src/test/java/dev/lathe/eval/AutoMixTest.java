@@ -80,6 +80,22 @@ class AutoMixTest {
             AutoMix.Result more = AutoMix.plan(src, TYPES, bpw + 1, ids, O, cache, Parallel.common(), (d, t, e, eta) -> {});
             assertThat(more.choice().cost()).isLessThanOrEqualTo(r.choice().cost());
             assertThat(calls[0]).isEqualTo(3 * n);
+
+            // prices scaled per tensor and format (GPTQ's error ratios): Q8_0 made dear is no longer chosen, the
+            // summed cost is the scaled one, and nothing is measured again
+            Map<String, Map<WeightFormat, Double>> scale = new java.util.HashMap<>();
+            for (String t : QuantPlan.quantizable(src)) scale.put(t, Map.of(new WeightFormat.Gguf(GgmlType.Q8_0), 1e6, new WeightFormat.Gguf(GgmlType.Q4_K), 0.5));
+            AutoMix.Result scaled = AutoMix.plan(src, TYPES, bpw, ids, O, cache, AutoMix.Measure.ALL, scale, Parallel.common(), (d, t, e, eta) -> calls[0]++);
+            assertThat(calls[0]).isEqualTo(3 * n);
+            assertThat(scaled.plan().formats().values()).extracting(Object::toString).doesNotContain("Q8_0");
+            double expect = 0;
+            Map<String, Double> kq = new java.util.HashMap<>();
+            for (Sensitivity.Entry e : AutoMix.read(cache, AutoMix.textId(ids, O))) kq.put(e.tensor() + "/" + e.format(), e.kldMean());
+            for (var e : scaled.plan().formats().entrySet()) {
+                expect += kq.get(e.getKey() + "/" + e.getValue()) * (e.getValue().toString().equals("Q4_K") ? 0.5 : 1);
+            }
+            assertThat(scaled.choice().cost()).isCloseTo(expect, org.assertj.core.api.Assertions.withinPercentage(1e-9));
+            assertThat(scaled.plan().notes().getFirst()).contains("GPTQ's error ratios");
         }
     }
 
