@@ -1,49 +1,40 @@
 package dev.lathe.tensor;
 
-import jdk.incubator.vector.ByteVector;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * A weight type whose activations are Q8_0 (Q4_0, Q8_0) and which can also dot with those activations
- * <em>expanded</em>: the int8 quants as floats ({@code xf}, one per value) and the fp16 block scales as
- * floats ({@code xd}, one per 32 values), see {@link #expand}. Expanding once per matmul removes the
- * per-weight-row widening and conversion of the activations from the inner loop. The products of quants are
- * exact in float, so the result equals {@link ActivationQuantizedCodec#dotQuantized} on the unexpanded
- * activations: bit for bit with 16-lane float vectors (AVX-512), to within float rounding otherwise.
+ * A weight type with one fp16 scale per 32-value block whose activations are Q8_0 (Q4_0, Q8_0), and which
+ * decodes (one activation row) through <em>expanded</em> operands: the weights' block scales converted to
+ * floats once per tensor ({@link #blockScales}, kept by the layer), and the activation row converted once per
+ * matmul into floats with its block scales already applied ({@link #expandActivations}), plus one float per
+ * block for the type's constant offset. The inner loop is then left with the weights' quants, one scale
+ * per block and fused multiply-adds: no fp16 conversion and no activation scale per block and row.
+ * <p>
+ * The sums equal {@link ActivationQuantizedCodec#dotQuantized} up to float rounding (the activation scale is
+ * applied to each value instead of to each block's integer sum).
  */
 public interface ExpandedQ8Dot extends ActivationQuantizedCodec {
-    /** Dot of {@code n} stored weights at {@code wOff} with expanded Q8_0 activations. */
-    float dotExpanded(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n);
+    /** Each 32-value block's fp16 scale of the {@code n} stored weights at {@code wOff}, as floats into {@code dst[dstOff ..]}. */
+    void blockScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff);
+
+    /** Floats {@code xa} needs per activation row of {@code n} values. */
+    default int expandedLength(int n) {
+        return n;
+    }
 
     /**
-     * Expands {@code n} Q8_0 activations at {@code xq + off} into {@code xf[xfOff ..]} (quants as floats) and
-     * {@code xd[xdOff ..]} (block scales as floats).
+     * Expands one Q8_0 activation row of {@code n} values at {@code xq + off} into {@code xa[0 ..
+     * expandedLength(n))} and {@code xs[0 .. n / 32)} (what the type's kernel needs).
      */
-    static void expand(MemorySegment xq, long off, int n, float[] xf, int xfOff, float[] xd, int xdOff) {
-        if (n % 32 != 0) throw new IllegalArgumentException("Q8_0 activations need a multiple of 32 values, got " + n);
-        VectorSpecies<Byte> b16 = ByteVector.SPECIES_128;
-        VectorSpecies<Integer> is = IntVector.SPECIES_PREFERRED.length() >= 16 ? IntVector.SPECIES_512 : null;
-        for (int b = 0, nb = n / 32; b < nb; b++) {
-            long o = off + 34L * b;
-            xd[xdOff + b] = Float.float16ToFloat(xq.get(I16, o));
-            int xo = xfOff + 32 * b;
-            if (is != null) {
-                for (int h = 0; h < 2; h++) {
-                    ByteVector q = ByteVector.fromMemorySegment(b16, xq, o + 2 + 16 * h, ByteOrder.LITTLE_ENDIAN);
-                    ((FloatVector) ((IntVector) q.convertShape(VectorOperators.B2I, is, 0)).convert(VectorOperators.I2F, 0)).intoArray(xf, xo + 16 * h);
-                }
-            } else {
-                for (int j = 0; j < 32; j++) xf[xo + j] = xq.get(ValueLayout.JAVA_BYTE, o + 2 + j);
-            }
-        }
-    }
+    void expandActivations(MemorySegment xq, long off, int n, float[] xa, float[] xs);
+
+    /**
+     * Dot of {@code n} stored weights at {@code wOff}, whose block scales are {@code sc[scOff ..]}, with an
+     * activation row expanded by {@link #expandActivations}.
+     */
+    float dotExpanded(MemorySegment w, long wOff, float[] sc, int scOff, float[] xa, float[] xs, int n);
 
     ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 }

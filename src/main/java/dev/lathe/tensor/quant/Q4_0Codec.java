@@ -130,37 +130,69 @@ public final class Q4_0Codec extends QuantCodec implements ExpandedQ8Dot {
     }
 
     @Override
-    public float dotExpanded(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
+    public void blockScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
         checkBlocks(type, n);
-        if (xfOff < 0 || xdOff < 0 || xfOff + (long) n > xf.length || xdOff + (long) n / 32 > xd.length) {
-            throw new IndexOutOfBoundsException("expanded activations " + xfOff + "+" + n + " / " + xdOff + " outside arrays");
-        }
-        if (Kernels.PARTS != 1) return dotExpandedScalar(w, wOff, xf, xfOff, xd, xdOff, n);
-        FloatVector acc = Kernels.zero(), z = acc;
-        for (int b = 0, nb = n / 32; b < nb; b++) {
-            long wo = wOff + 18L * b;
-            int xo = xfOff + 32 * b;
-            IntVector q = Kernels.widen(Kernels.load16(w, wo + 2), 0);
-            FloatVector lo = Kernels.f(q.and(0x0F).sub(8));
-            FloatVector hi = Kernels.f(q.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8));
-            FloatVector s = lo.fma(FloatVector.fromArray(Kernels.F, xf, xo), z);
-            s = hi.fma(FloatVector.fromArray(Kernels.F, xf, xo + 16), s);
-            acc = s.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo) * xd[xdOff + b]), acc);
-        }
-        return Kernels.sum(acc);
+        for (int b = 0, nb = n / 32; b < nb; b++) dst[dstOff + b] = halfAt(w, wOff + 18L * b);
     }
 
-    private float dotExpandedScalar(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
+    /**
+     * With b = q ^ 0x80 as a signed byte (q = lo + 16 hi, the stored pair) and h = b >> 4, the weights are
+     * lo - 8 = b - 8 - 16 h and hi - 8 = h, so a block's dot with activations (xl, xh) is
+     * sum(b * xl + h * (xh - 16 xl)) - 8 sum(xl): {@code xa} holds xl and xh - 16 xl (times the activation
+     * scale), {@code xs} the 8 sum(xl) per block, and the kernel needs two conversions and two multiply-adds
+     * per 16 bytes instead of masking and offsetting both nibbles.
+     */
+    @Override
+    public void expandActivations(MemorySegment xq, long off, int n, float[] xa, float[] xs) {
+        checkBlocks(type, n);
+        if (xa.length < n || xs.length < n / 32) throw new IndexOutOfBoundsException("expanded activations: arrays too short for " + n);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long o = off + 34L * b;
+            float d = halfAt(xq, o);
+            int sl = 0;
+            for (int j = 0; j < 16; j++) {
+                int xl = xq.get(ValueLayout.JAVA_BYTE, o + 2 + j), xh = xq.get(ValueLayout.JAVA_BYTE, o + 18 + j);
+                xa[32 * b + j] = xl * d;
+                xa[32 * b + 16 + j] = (xh - 16 * xl) * d;
+                sl += xl;
+            }
+            xs[b] = 8 * sl * d;
+        }
+    }
+
+    @Override
+    public float dotExpanded(MemorySegment w, long wOff, float[] sc, int scOff, float[] xa, float[] xs, int n) {
+        checkBlocks(type, n);
+        int nb = n / 32;
+        if (scOff < 0 || scOff + (long) nb > sc.length || n > xa.length || nb > xs.length) {
+            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + nb + " / " + n + " outside arrays");
+        }
+        if (Kernels.PARTS != 1) return dotExpandedScalar(w, wOff, sc, scOff, xa, xs, n);
+        FloatVector acc = Kernels.zero(), z = acc;
+        float corr = 0;
+        for (int b = 0; b < nb; b++) {
+            long wo = wOff + 18L * b;
+            int xo = 32 * b;
+            IntVector q = Kernels.widen(Kernels.load16(w, wo + 2).lanewise(VectorOperators.XOR, (byte) 0x80), 0);
+            FloatVector s = Kernels.f(q).fma(FloatVector.fromArray(Kernels.F, xa, xo), z);
+            s = Kernels.f(q.lanewise(VectorOperators.ASHR, 4)).fma(FloatVector.fromArray(Kernels.F, xa, xo + 16), s);
+            float d = sc[scOff + b];
+            acc = s.fma(FloatVector.broadcast(Kernels.F, d), acc);
+            corr += d * xs[b];
+        }
+        return Kernels.sum(acc) - corr;
+    }
+
+    private float dotExpandedScalar(MemorySegment w, long wOff, float[] sc, int scOff, float[] xa, float[] xs, int n) {
         float s = 0;
         for (int b = 0; b < n / 32; b++) {
             long wo = wOff + 18L * b;
-            float d = halfAt(w, wo) * xd[xdOff + b];
             float bs = 0;
             for (int j = 0; j < 16; j++) {
-                int q = u8(w, wo + 2 + j);
-                bs += ((q & 0x0F) - 8) * xf[xfOff + 32 * b + j] + ((q >> 4) - 8) * xf[xfOff + 32 * b + j + 16];
+                int q = (byte) (u8(w, wo + 2 + j) ^ 0x80);
+                bs += q * xa[32 * b + j] + (q >> 4) * xa[32 * b + 16 + j];
             }
-            s += bs * d;
+            s += (bs - xs[b]) * sc[scOff + b];
         }
         return s;
     }

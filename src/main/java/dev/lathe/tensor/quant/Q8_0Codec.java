@@ -9,6 +9,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 import static dev.lathe.tensor.quant.QuantMath.*;
 
@@ -110,32 +111,49 @@ public final class Q8_0Codec extends QuantCodec implements ExpandedQ8Dot, Activa
     }
 
     @Override
-    public float dotExpanded(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
+    public void blockScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
         checkBlocks(type, n);
-        if (xfOff < 0 || xdOff < 0 || xfOff + (long) n > xf.length || xdOff + (long) n / 32 > xd.length) {
-            throw new IndexOutOfBoundsException("expanded activations " + xfOff + "+" + n + " / " + xdOff + " outside arrays");
-        }
-        if (Kernels.PARTS != 1) return dotExpandedScalar(w, wOff, xf, xfOff, xd, xdOff, n);
-        FloatVector acc = Kernels.zero(), z = acc;
+        for (int b = 0, nb = n / 32; b < nb; b++) dst[dstOff + b] = halfAt(w, wOff + 34L * b);
+    }
+
+    /** The activation quants times their block scale; {@code xs} is not used (Q8_0 has no offset). */
+    @Override
+    public void expandActivations(MemorySegment xq, long off, int n, float[] xa, float[] xs) {
+        checkBlocks(type, n);
+        if (xa.length < n) throw new IndexOutOfBoundsException("expanded activations: array too short for " + n);
         for (int b = 0, nb = n / 32; b < nb; b++) {
+            long o = off + 34L * b;
+            float d = halfAt(xq, o);
+            for (int j = 0; j < 32; j++) xa[32 * b + j] = xq.get(ValueLayout.JAVA_BYTE, o + 2 + j) * d;
+        }
+    }
+
+    @Override
+    public float dotExpanded(MemorySegment w, long wOff, float[] sc, int scOff, float[] xa, float[] xs, int n) {
+        checkBlocks(type, n);
+        int nb = n / 32;
+        if (scOff < 0 || scOff + (long) nb > sc.length || n > xa.length) {
+            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + nb + " / " + n + " outside arrays");
+        }
+        if (Kernels.PARTS != 1) return dotExpandedScalar(w, wOff, sc, scOff, xa, n);
+        FloatVector acc = Kernels.zero(), z = acc;
+        for (int b = 0; b < nb; b++) {
             long wo = wOff + 34L * b;
-            int xo = xfOff + 32 * b;
-            FloatVector lo = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0));
-            FloatVector hi = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0));
-            FloatVector s = lo.fma(FloatVector.fromArray(Kernels.F, xf, xo), z);
-            s = hi.fma(FloatVector.fromArray(Kernels.F, xf, xo + 16), s);
-            acc = s.fma(FloatVector.broadcast(Kernels.F, halfAt(w, wo) * xd[xdOff + b]), acc);
+            int xo = 32 * b;
+            FloatVector s = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 2), 0)).fma(FloatVector.fromArray(Kernels.F, xa, xo), z);
+            s = Kernels.f(Kernels.widen(Kernels.load16(w, wo + 18), 0)).fma(FloatVector.fromArray(Kernels.F, xa, xo + 16), s);
+            acc = s.fma(FloatVector.broadcast(Kernels.F, sc[scOff + b]), acc);
         }
         return Kernels.sum(acc);
     }
 
-    private float dotExpandedScalar(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xd, int xdOff, int n) {
+    private float dotExpandedScalar(MemorySegment w, long wOff, float[] sc, int scOff, float[] xa, int n) {
         float s = 0;
         for (int b = 0; b < n / 32; b++) {
             long wo = wOff + 34L * b;
             float bs = 0;
-            for (int j = 0; j < 32; j++) bs += s8(w, wo + 2 + j) * xf[xfOff + 32 * b + j];
-            s += bs * (halfAt(w, wo) * xd[xdOff + b]);
+            for (int j = 0; j < 32; j++) bs += w.get(ValueLayout.JAVA_BYTE, wo + 2 + j) * xa[32 * b + j];
+            s += bs * sc[scOff + b];
         }
         return s;
     }

@@ -48,13 +48,14 @@ public final class QuantKernelBench {
             }
             String ex = "";
             if (c instanceof dev.lathe.tensor.ExpandedQ8Dot e) {
-                float[] xf = new float[n], xd = new float[n / 32];
-                dev.lathe.tensor.ExpandedQ8Dot.expand(xs, 0, n, xf, 0, xd, 0);
+                float[] xf = new float[e.expandedLength(n)], xd = new float[n / 32], sc = new float[rows * (n / 32)];
+                e.expandActivations(xs, 0, n, xf, xd);
+                for (int r = 0; r < rows; r++) e.blockScales(ws, r * rb, n, sc, r * (n / 32));
                 double bE = 0;
                 for (int rep = 0; rep < 12; rep++) {
                     long c0 = mx.getCurrentThreadCpuTime();
                     int iters = 20;
-                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += e.dotExpanded(ws, r * rb, xf, 0, xd, 0, n);
+                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += e.dotExpanded(ws, r * rb, sc, r * (n / 32), xf, xd, n);
                     long c1 = mx.getCurrentThreadCpuTime();
                     bE = Math.max(bE, (double) rb * rows * iters / (c1 - c0));
                 }
