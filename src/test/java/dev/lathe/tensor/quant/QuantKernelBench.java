@@ -14,8 +14,8 @@ import java.util.Random;
  * Single-thread throughput of the quantized dot kernels, by CPU time (not a test; run by hand):
  * {@code java --add-modules=jdk.incubator.vector -cp target/classes:target/test-classes
  * dev.lathe.tensor.quant.QuantKernelBench [types...]}. Prints weight GB per CPU second for
- * {@code dotQuantized} (one activation row, the decode kernel) and, for Q4_0/Q8_0, {@code dotExpanded}
- * (the same row expanded to floats once, which decode uses for those types). Prefill runs on
+ * {@code dotQuantized} (one activation row), for Q4_0/Q8_0 {@code dotExpanded} and for Q4_K/Q6_K {@code dotFloatRow}
+ * (the row expanded to floats once, which decode uses for those types). Prefill runs on
  * {@link dev.lathe.tensor.PanelGemm}, not on these kernels.
  */
 public final class QuantKernelBench {
@@ -60,6 +60,20 @@ public final class QuantKernelBench {
                     bE = Math.max(bE, (double) rb * rows * iters / (c1 - c0));
                 }
                 ex = String.format("   expanded dot %6.2f GB/s", bE);
+            }
+            if (c instanceof dev.lathe.tensor.FloatRowDot f) {
+                float[] xf = new float[n], xsum = new float[n / 32];
+                dev.lathe.tensor.PanelGemm.expand(f, xs, 0, n, xf, 0, 1, 0);
+                dev.lathe.tensor.FloatRowDot.blockSums(xf, 0, n, xsum, 0);
+                double bF = 0;
+                for (int rep = 0; rep < 12; rep++) {
+                    long c0 = mx.getCurrentThreadCpuTime();
+                    int iters = 20;
+                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += f.dotFloatRow(ws, r * rb, xf, 0, xsum, 0, n);
+                    long c1 = mx.getCurrentThreadCpuTime();
+                    bF = Math.max(bF, (double) rb * rows * iters / (c1 - c0));
+                }
+                ex = String.format("   float-row dot %6.2f GB/s", bF);
             }
             System.out.printf("%-7s dot %6.2f GB/s%s  (%s)%n", tn, best1, ex, sink == 1 ? "" : "ok");
         }
