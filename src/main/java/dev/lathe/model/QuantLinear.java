@@ -245,9 +245,14 @@ public final class QuantLinear implements Linear {
         return (int) Math.max(1, Math.min(tiles, 16384 / Math.max(1L, (long) TILE * in)));
     }
 
-    /** Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and 32-value sums. */
+    /**
+     * Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and 32-value sums;
+     * the weights' sub-block scales decoded to floats once per layer on the first decode ({@link
+     * FloatRowDot#rowScales}: 22 % of a Q4_K tensor's size, 30 % of a Q6_K one's, on top).
+     */
     private void decodeFloatRow(FloatRowDot f, MemorySegment xq, float[] y) {
-        int nb = in / 32;
+        int nb = in / 32, perRow = f.rowScaleCount(in);
+        float[] sc = perRow == 0 ? null : scales(perRow, (r, dst, off) -> f.rowScales(data, r * rowBytes, in, dst, off));
         float[][] holder = XF.get();
         if (holder[0].length < in) holder[0] = new float[in];
         if (holder[1].length < nb) holder[1] = new float[nb];
@@ -256,7 +261,9 @@ public final class QuantLinear implements Linear {
         FloatRowDot.blockSums(xf, 0, in, xs, 0);
         int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
         pool.forRange(tiles, minTiles, (worker, from, to) -> {
-            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in);
+            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) {
+                y[r] = sc == null ? f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in) : f.dotFloatRow(data, r * rowBytes, sc, r * perRow, xf, xq, 0, in);
+            }
         });
     }
 
@@ -268,8 +275,8 @@ public final class QuantLinear implements Linear {
      * rounding.
      */
     private void decodeExpanded(ExpandedQ8Dot e, MemorySegment xq, float[] y) {
-        float[] sc = blockScales(e);
         int nb = in / 32, perRow = nb;
+        float[] sc = scales(perRow, (r, dst, off) -> e.blockScales(data, r * rowBytes, in, dst, off));
         float[][] holder = XF.get();
         if (holder[0].length < e.expandedLength(in)) holder[0] = new float[e.expandedLength(in)];
         if (holder[1].length < nb) holder[1] = new float[nb];
@@ -285,18 +292,22 @@ public final class QuantLinear implements Linear {
 
     private volatile float[] scales;
 
-    /** The weights' block scales as floats, row by row (made on first use). */
-    private float[] blockScales(ExpandedQ8Dot e) {
+    /** Fills a row's decoded scales. */
+    private interface RowScales {
+        void fill(long row, float[] dst, int dstOff);
+    }
+
+    /** The weights' decoded scales, {@code perRow} floats per row (made on first use, then kept). */
+    private float[] scales(int perRow, RowScales rs) {
         float[] sc = scales;
         if (sc != null) return sc;
         synchronized (this) {
             if (scales == null) {
-                long count = (long) out * (in / 32);
+                long count = (long) out * perRow;
                 if (count > Integer.MAX_VALUE - 16) throw new LatheException(weight.name() + ": too many blocks for the decode scales: " + count);
                 float[] a = new float[(int) count];
-                int nb = in / 32;
                 pool.forRange(out, 256, (w, from, to) -> {
-                    for (int r = from; r < to; r++) e.blockScales(data, r * rowBytes, in, a, r * nb);
+                    for (int r = from; r < to; r++) rs.fill(r, a, r * perRow);
                 });
                 scales = a;
             }

@@ -18,6 +18,27 @@ public interface FloatRowDot extends ActivationQuantizedCodec {
      */
     float dotFloatRow(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xs, int xsOff, int n);
 
+    /**
+     * Floats per row of {@code n} weights that {@link #rowScales} makes: the type's sub-block scales decoded
+     * once per layer (d times the 6- or 8-bit scale), so the decode kernel does no scale unpacking, fp16
+     * conversion or int-to-float conversion per sub-block; 0 when the type has none.
+     */
+    default int rowScaleCount(int n) {
+        return 0;
+    }
+
+    /** The row's sub-block scales as floats into {@code dst[dstOff .. + rowScaleCount(n))}, in sub-block order. */
+    default void rowScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {}
+
+    /**
+     * Dot of {@code n} stored weights at {@code wOff}, whose scales {@link #rowScales} put at {@code sc[scOff ..]},
+     * with the expanded activations {@code xf[0 .. n)}; {@code xq + xqOff} is the same activation row quantized
+     * (for terms the type takes from its integer block sums, such as the k-quant mins).
+     */
+    default float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+        throw new UnsupportedOperationException(activationType() + " weights have no row scales");
+    }
+
     /** {@code xs[xsOff + b] = sum of xf[xfOff + 32 b .. + 32)} for {@code b < n / 32}. */
     static void blockSums(float[] xf, int xfOff, int n, float[] xs, int xsOff) {
         for (int b = 0; b < n / 32; b++) {

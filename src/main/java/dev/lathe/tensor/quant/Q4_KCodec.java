@@ -254,6 +254,50 @@ public final class Q4_KCodec extends QuantCodec implements FloatRowDot {
         return scaled - floatMins(w, wOff, 144, xs, xsOff, nb);
     }
 
+    @Override
+    public int rowScaleCount(int n) {
+        return n / 32;
+    }
+
+    @Override
+    public void rowScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        checkBlocks(type, n);
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 144L * i;
+            long sc = packedScales(w, wo + 4);
+            float dw = halfAt(w, wo);
+            for (int j = 0; j < 8; j++) dst[dstOff + 8 * i + j] = dw * (int) ((sc >>> (8 * j)) & 0xFF);
+        }
+    }
+
+    /** Decode with the sub-block scales from {@link #rowScales}; the mins meet the activations' integer block sums. */
+    @Override
+    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        int nb = n / 256;
+        if (scOff < 0 || scOff + (long) n / 32 > sc.length || n > xf.length) {
+            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 32 + " / " + n + " outside arrays");
+        }
+        float scaled = Kernels.PARTS == 1 ? rowScaled(w, wOff, sc, scOff, xf, nb) : floatScaledScalar(w, wOff, xf, 0, nb);
+        return scaled - minsOf(w, wOff, 144, xq, xqOff, nb);
+    }
+
+    private static float rowScaled(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int nb) {
+        FloatVector acc0 = Kernels.zero(), acc1 = acc0;
+        for (int s = 0, ns = 4 * nb; s < ns; s++) {
+            long qo = wOff + 144L * (s >> 2) + 16 + 32 * (s & 3);
+            int xo = 64 * s;
+            IntVector r0 = Kernels.widen(Kernels.load16(w, qo), 0), r1 = Kernels.widen(Kernels.load16(w, qo + 16), 0);
+            FloatVector sa = Kernels.f(r0.and(0xF)).mul(FloatVector.fromArray(Kernels.F, xf, xo));
+            sa = Kernels.f(r1.and(0xF)).fma(FloatVector.fromArray(Kernels.F, xf, xo + 16), sa);
+            FloatVector sb = Kernels.f(r0.lanewise(VectorOperators.LSHR, 4).and(0xF)).mul(FloatVector.fromArray(Kernels.F, xf, xo + 32));
+            sb = Kernels.f(r1.lanewise(VectorOperators.LSHR, 4).and(0xF)).fma(FloatVector.fromArray(Kernels.F, xf, xo + 48), sb);
+            acc0 = sa.fma(FloatVector.broadcast(Kernels.F, sc[scOff + 2 * s]), acc0);
+            acc1 = sb.fma(FloatVector.broadcast(Kernels.F, sc[scOff + 2 * s + 1]), acc1);
+        }
+        return Kernels.sum(acc0.add(acc1));
+    }
+
     private static float floatScaled(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
         FloatVector acc0 = Kernels.zero(), acc1 = acc0;
         for (int s = 0, ns = 4 * nb; s < ns; s++) {

@@ -150,6 +150,54 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
         return floatGroups(w, wOff, xf, xfOff, n / 256);
     }
 
+    @Override
+    public int rowScaleCount(int n) {
+        return n / 16;
+    }
+
+    @Override
+    public void rowScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {
+        checkBlocks(type, n);
+        for (int i = 0, nb = n / 256; i < nb; i++) {
+            long wo = wOff + 210L * i;
+            float d = halfAt(w, wo + 208);
+            for (int j = 0; j < 16; j++) dst[dstOff + 16 * i + j] = d * s8(w, wo + 192 + j);
+        }
+    }
+
+    /** Decode with the 16-weight scales from {@link #rowScales}: the loop of {@link #floatGroups} without the scale arithmetic. */
+    @Override
+    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+        checkBlocks(type, n);
+        int nb = n / 256;
+        if (scOff < 0 || scOff + (long) n / 16 > sc.length || n > xf.length) {
+            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 16 + " / " + n + " outside arrays");
+        }
+        if (Kernels.PARTS != 1) return dotFloatRow(w, wOff, xf, 0, null, 0, n);
+        FloatVector acc0 = Kernels.zero(), acc1 = acc0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + 210L * i;
+            int xb = 256 * i, so = scOff + 16 * i;
+            for (int k = 0; k < 2; k++) {
+                for (int half = 0; half < 2; half++) {
+                    IntVector qh = Kernels.widen(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 0);
+                    IntVector qa = Kernels.widen(Kernels.load16(w, wo + 64 * k + 16 * half), 0);
+                    IntVector qb = Kernels.widen(Kernels.load16(w, wo + 64 * k + 32 + 16 * half), 0);
+                    for (int quarter = 0; quarter < 4; quarter++) {
+                        IntVector ql = (quarter & 1) == 0 ? qa : qb;
+                        IntVector q = ql.lanewise(VectorOperators.LSHR, 4 * (quarter >> 1)).and(0xF)
+                                .or(qh.lanewise(VectorOperators.LSHR, 2 * quarter).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+                        float s = sc[so + 8 * k + half + 2 * quarter];
+                        FloatVector p = Kernels.f(q).mul(FloatVector.fromArray(Kernels.F, xf, xb + 128 * k + 32 * quarter + 16 * half));
+                        if ((quarter & 1) == 0) acc0 = p.fma(FloatVector.broadcast(Kernels.F, s), acc0);
+                        else acc1 = p.fma(FloatVector.broadcast(Kernels.F, s), acc1);
+                    }
+                }
+            }
+        }
+        return Kernels.sum(acc0.add(acc1));
+    }
+
     /**
      * The vector loop on its own, nested as super-block / half / 16-weight group / quarter: a flat loop over
      * 16-weight groups with the indices derived from one counter (the form Q4_K's kernels use) ran about 3x

@@ -39,15 +39,24 @@ class FloatRowDotTest {
                 PanelGemm.expand(c, xq, 0, n, xf, 7, 1, 0);
                 FloatRowDot.blockSums(xf, 7, n, xs, 3);
                 float[] deq = new float[n];
+                // the row-scale route: the sub-block scales decoded once, the activations at offset 0
+                int per = c.rowScaleCount(n);
+                assertTrue(per > 0);
+                float[] sc = new float[rows * per + 2];
+                for (int r = 0; r < rows; r++) c.rowScales(ws, r * rb, n, sc, 2 + r * per);
+                float[] xf0 = java.util.Arrays.copyOfRange(xf, 7, 7 + n);
                 for (int r = 0; r < rows; r++) {
                     float want = c.dotQuantized(ws, r * rb, xq, 0, n);
                     float got = c.dotFloatRow(ws, r * rb, xf, 7, xs, 3, n);
+                    float scaled = c.dotFloatRow(ws, r * rb, sc, 2 + r * per, xf0, xq, 0, n);
                     c.dequantize(ws, r * rb, deq, 0, n);
                     double mag = 0;
                     for (int i = 0; i < n; i++) mag += Math.abs(deq[i] * xf[7 + i]);
                     assertTrue(mag > 0);
                     assertEquals(want, got, 1e-5 * mag, t + " n=" + n + " row " + r);
+                    assertEquals(want, scaled, 1e-5 * mag, t + " row scales, n=" + n + " row " + r);
                 }
+                assertThrows(IndexOutOfBoundsException.class, () -> c.dotFloatRow(ws, 0, sc, rows * per - per + 3, xf0, xq, 0, n));
                 assertThrows(IndexOutOfBoundsException.class, () -> c.dotFloatRow(ws, 0, xf, 8, xs, 3, n));
             }
         }

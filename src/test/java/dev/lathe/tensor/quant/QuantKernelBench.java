@@ -73,7 +73,18 @@ public final class QuantKernelBench {
                     long c1 = mx.getCurrentThreadCpuTime();
                     bF = Math.max(bF, (double) rb * rows * iters / (c1 - c0));
                 }
-                ex = String.format("   float-row dot %6.2f GB/s", bF);
+                int per = f.rowScaleCount(n);
+                float[] sc = new float[Math.max(1, rows * per)];
+                for (int r = 0; r < rows && per > 0; r++) f.rowScales(ws, r * rb, n, sc, r * per);
+                double bS = 0;
+                for (int rep = 0; rep < 12 && per > 0; rep++) {
+                    long c0 = mx.getCurrentThreadCpuTime();
+                    int iters = 20;
+                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += f.dotFloatRow(ws, r * rb, sc, r * per, xf, xs, 0, n);
+                    long c1 = mx.getCurrentThreadCpuTime();
+                    bS = Math.max(bS, (double) rb * rows * iters / (c1 - c0));
+                }
+                ex = String.format("   float-row dot %6.2f GB/s, with row scales %6.2f GB/s", bF, bS);
             }
             System.out.printf("%-7s dot %6.2f GB/s%s  (%s)%n", tn, best1, ex, sink == 1 ? "" : "ok");
         }
