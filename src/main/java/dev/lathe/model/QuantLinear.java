@@ -22,9 +22,10 @@ import java.lang.foreign.MemorySegment;
  * in a reused native buffer (Vector API loads from heap segments are slow) and heap weights are copied to
  * native memory once. Decode (one input row) runs {@link ActivationQuantizedCodec#dotQuantized} per weight
  * row, in tiles of 4 rows split over threads; for Q4_0/Q8_0 ({@link ExpandedQ8Dot}) the Q8_0 activation row is
- * first expanded to floats (quants and block scales apart), the same floats as dotQuantized on AVX-512; for
- * Q4_K/Q6_K ({@link FloatRowDot}) it is expanded to its values d*q and 32-value sums (equal to dotQuantized up
- * to float rounding).
+ * first expanded to floats with its block scales applied, for Q4_K/Q6_K ({@link FloatRowDot}) to its values d*q
+ * and 32-value sums, and the weights' block or sub-block scales of these four types are decoded to floats once,
+ * on the first decode, and kept (12-30 % of the tensor's size on top), so the inner loops only decode quants;
+ * all equal to dotQuantized up to float rounding.
  * Prefill (several input rows) runs on {@link PanelGemm} for every type (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL
  * with Q8_0/Q8_1 activations, Q2_K..Q6_K with Q8_K): the quantized activations are expanded once per call to
  * their values d*q (plus, for Q4_1/Q5_1, the Q8_1 blocks' stored sums as extra columns), packed column-major
