@@ -41,6 +41,8 @@ public final class QuantLinear implements Linear {
     private static final int PANEL = 16;
     private static final int XB = 32;
     /** Per-calling-thread expanded activations: the packed prefill groups, or (values, block scales) of an {@link ExpandedQ8Dot} decode row. */
+    /** Per-calling-thread integer 32-value sums and per-256 scales of a Q8_K decode row (the k-quant mins). */
+    private static final ThreadLocal<Object[]> XI = ThreadLocal.withInitial(() -> new Object[] {new int[0], new float[0]});
     private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
     /** Per-worker decoded weight panel and output tile of the {@link PanelGemm} prefill. */
     private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
@@ -259,11 +261,24 @@ public final class QuantLinear implements Linear {
         if (holder[1].length < nb) holder[1] = new float[nb];
         float[] xf = holder[0], xs = holder[1];
         PanelGemm.expand(f, xq, 0, in, xf, 0, 1, 0);
-        FloatRowDot.blockSums(xf, 0, in, xs, 0);
+        int[] bsum;
+        float[] xd;
+        if (sc == null) {
+            FloatRowDot.blockSums(xf, 0, in, xs, 0);
+            bsum = null;
+            xd = null;
+        } else {
+            Object[] ih = XI.get();
+            if (((int[]) ih[0]).length < nb) ih[0] = new int[nb];
+            if (((float[]) ih[1]).length < nb) ih[1] = new float[nb];
+            bsum = (int[]) ih[0];
+            xd = (float[]) ih[1];
+            FloatRowDot.q8kSums(xq, 0, in, bsum, xd);
+        }
         int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
         pool.forRange(tiles, minTiles, (worker, from, to) -> {
             for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) {
-                y[r] = sc == null ? f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in) : f.dotFloatRow(data, r * rowBytes, sc, r * perRow, xf, xq, 0, in);
+                y[r] = sc == null ? f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in) : f.dotFloatRow(data, r * rowBytes, sc, r * perRow, xf, bsum, xd, in);
             }
         });
     }

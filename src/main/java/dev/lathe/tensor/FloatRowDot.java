@@ -32,12 +32,28 @@ public interface FloatRowDot extends ActivationQuantizedCodec {
 
     /**
      * Dot of {@code n} stored weights at {@code wOff}, whose scales {@link #rowScales} put at {@code sc[scOff ..]},
-     * with the expanded activations {@code xf[0 .. n)}; {@code xq + xqOff} is the same activation row quantized
-     * (for terms the type takes from its integer block sums, such as the k-quant mins).
+     * with the expanded activations {@code xf[0 .. n)}; {@code bsum} and {@code xd} are the same activation row's
+     * integer 32-value sums and per-256 scales ({@link #q8kSums}), for terms the type takes from integer block
+     * sums (the k-quant mins).
      */
-    default float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+    default float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         throw new UnsupportedOperationException(activationType() + " weights have no row scales");
     }
+
+    /**
+     * From a Q8_K row of {@code n} values at {@code xq + off}: each 32 values' integer sum (its two stored 16-value
+     * sums) into {@code bsum[0 .. n / 32)} and each 256-value block's scale into {@code xd[0 .. n / 256)}.
+     */
+    static void q8kSums(MemorySegment xq, long off, int n, int[] bsum, float[] xd) {
+        for (int i = 0; i < n / 256; i++) {
+            long o = off + 292L * i;
+            xd[i] = xq.get(F32, o);
+            for (int j = 0; j < 8; j++) bsum[8 * i + j] = xq.get(I16, o + 260 + 4 * j) + xq.get(I16, o + 262 + 4 * j);
+        }
+    }
+
+    java.lang.foreign.ValueLayout.OfShort I16 = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    java.lang.foreign.ValueLayout.OfFloat F32 = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     /** {@code xs[xsOff + b] = sum of xf[xfOff + 32 b .. + 32)} for {@code b < n / 32}. */
     static void blockSums(float[] xf, int xfOff, int n, float[] xs, int xsOff) {

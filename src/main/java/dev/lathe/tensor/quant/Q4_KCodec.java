@@ -272,14 +272,27 @@ public final class Q4_KCodec extends QuantCodec implements FloatRowDot {
 
     /** Decode with the sub-block scales from {@link #rowScales}; the mins meet the activations' integer block sums. */
     @Override
-    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         checkBlocks(type, n);
         int nb = n / 256;
-        if (scOff < 0 || scOff + (long) n / 32 > sc.length || n > xf.length) {
+        if (scOff < 0 || scOff + (long) n / 32 > sc.length || n > xf.length || n / 32 > bsum.length || nb > xd.length) {
             throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 32 + " / " + n + " outside arrays");
         }
         float scaled = Kernels.PARTS == 1 ? rowScaled(w, wOff, sc, scOff, xf, nb) : floatScaledScalar(w, wOff, xf, 0, nb);
-        return scaled - minsOf(w, wOff, 144, xq, xqOff, nb);
+        return scaled - rowMins(w, wOff, bsum, xd, nb);
+    }
+
+    /** Sum over super-blocks of d_x * dmin * sum_j min_j * bsum_j, on the expanded integer sums (kept apart from the vector loop). */
+    private static float rowMins(MemorySegment w, long wOff, int[] bsum, float[] xd, int nb) {
+        float t = 0;
+        for (int i = 0; i < nb; i++) {
+            long wo = wOff + 144L * i;
+            long mn = packedMins(w, wo + 4);
+            int s = 0;
+            for (int j = 0; j < 8; j++) s += (int) ((mn >>> (8 * j)) & 0xFF) * bsum[8 * i + j];
+            t += xd[i] * halfAt(w, wo + 2) * s;
+        }
+        return t;
     }
 
     private static float rowScaled(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int nb) {

@@ -167,7 +167,7 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
 
     /** Decode with the 16-weight scales from {@link #rowScales}: the loop of {@link #floatGroups} without the scale arithmetic. */
     @Override
-    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, MemorySegment xq, long xqOff, int n) {
+    public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         checkBlocks(type, n);
         int nb = n / 256;
         if (scOff < 0 || scOff + (long) n / 16 > sc.length || n > xf.length) {

@@ -45,10 +45,13 @@ class FloatRowDotTest {
                 float[] sc = new float[rows * per + 2];
                 for (int r = 0; r < rows; r++) c.rowScales(ws, r * rb, n, sc, 2 + r * per);
                 float[] xf0 = java.util.Arrays.copyOfRange(xf, 7, 7 + n);
+                int[] bsum = new int[n / 32];
+                float[] xd = new float[n / 256];
+                FloatRowDot.q8kSums(xq, 0, n, bsum, xd);
                 for (int r = 0; r < rows; r++) {
                     float want = c.dotQuantized(ws, r * rb, xq, 0, n);
                     float got = c.dotFloatRow(ws, r * rb, xf, 7, xs, 3, n);
-                    float scaled = c.dotFloatRow(ws, r * rb, sc, 2 + r * per, xf0, xq, 0, n);
+                    float scaled = c.dotFloatRow(ws, r * rb, sc, 2 + r * per, xf0, bsum, xd, n);
                     c.dequantize(ws, r * rb, deq, 0, n);
                     double mag = 0;
                     for (int i = 0; i < n; i++) mag += Math.abs(deq[i] * xf[7 + i]);
@@ -56,7 +59,7 @@ class FloatRowDotTest {
                     assertEquals(want, got, 1e-5 * mag, t + " n=" + n + " row " + r);
                     assertEquals(want, scaled, 1e-5 * mag, t + " row scales, n=" + n + " row " + r);
                 }
-                assertThrows(IndexOutOfBoundsException.class, () -> c.dotFloatRow(ws, 0, sc, rows * per - per + 3, xf0, xq, 0, n));
+                assertThrows(IndexOutOfBoundsException.class, () -> c.dotFloatRow(ws, 0, sc, rows * per - per + 3, xf0, bsum, xd, n));
                 assertThrows(IndexOutOfBoundsException.class, () -> c.dotFloatRow(ws, 0, xf, 8, xs, 3, n));
             }
         }

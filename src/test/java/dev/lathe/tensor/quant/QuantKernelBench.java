@@ -74,13 +74,16 @@ public final class QuantKernelBench {
                     bF = Math.max(bF, (double) rb * rows * iters / (c1 - c0));
                 }
                 int per = f.rowScaleCount(n);
+                int[] bsum = new int[n / 32];
+                float[] xd8 = new float[n / 32];
+                if (f.activationType() == GgmlType.Q8_K) dev.lathe.tensor.FloatRowDot.q8kSums(xs, 0, n, bsum, xd8);
                 float[] sc = new float[Math.max(1, rows * per)];
                 for (int r = 0; r < rows && per > 0; r++) f.rowScales(ws, r * rb, n, sc, r * per);
                 double bS = 0;
                 for (int rep = 0; rep < 12 && per > 0; rep++) {
                     long c0 = mx.getCurrentThreadCpuTime();
                     int iters = 20;
-                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += f.dotFloatRow(ws, r * rb, sc, r * per, xf, xs, 0, n);
+                    for (int it = 0; it < iters; it++) for (int r = 0; r < rows; r++) sink += f.dotFloatRow(ws, r * rb, sc, r * per, xf, bsum, xd8, n);
                     long c1 = mx.getCurrentThreadCpuTime();
                     bS = Math.max(bS, (double) rb * rows * iters / (c1 - c0));
                 }
