@@ -174,6 +174,11 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
             throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 16 + " / " + n + " outside arrays");
         }
         if (Kernels.PARTS != 1) return dotFloatRow(w, wOff, xf, 0, null, 0, n);
+        return rowGroups(w, wOff, sc, scOff, xf, nb);
+    }
+
+    /** The vector loop in a method of its own (see {@link #floatGroups}: inlined into the caller it compiles badly). */
+    private static float rowGroups(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int nb) {
         FloatVector acc0 = Kernels.zero(), acc1 = acc0;
         for (int i = 0; i < nb; i++) {
             long wo = wOff + 210L * i;
