@@ -133,21 +133,21 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
         return dotGroups(w, wOff, xq, xqOff, n / 256) - 32 * bsumTerm(w, wOff, xq, xqOff, n / 256);
     }
 
-    /** Decode on the expanded row: (q - 32) rebuilt in int lanes, times the activations, scaled per 16 weights. */
+    /**
+     * Decode on the expanded row without kept scales: the reference form (dequantized blocks times the floats). A
+     * layer decodes through {@link #rowScales} and the vector kernel of the other {@code dotFloatRow}.
+     */
     @Override
     public float dotFloatRow(MemorySegment w, long wOff, float[] xf, int xfOff, float[] xs, int xsOff, int n) {
         checkBlocks(type, n);
         if (xfOff < 0 || xfOff + (long) n > xf.length) throw new IndexOutOfBoundsException("expanded activations " + xfOff + "+" + n + " outside array");
-        if (Kernels.PARTS != 1) {
-            float[] y = new float[256];
-            float t = 0;
-            for (int i = 0; i < n / 256; i++) {
-                dequantizeBlock(w, wOff + 210L * i, y, 0);
-                for (int l = 0; l < 256; l++) t += y[l] * xf[xfOff + 256 * i + l];
-            }
-            return t;
+        float[] y = new float[256];
+        float t = 0;
+        for (int i = 0; i < n / 256; i++) {
+            dequantizeBlock(w, wOff + 210L * i, y, 0);
+            for (int l = 0; l < 256; l++) t += y[l] * xf[xfOff + 256 * i + l];
         }
-        return floatGroups(w, wOff, xf, xfOff, n / 256);
+        return t;
     }
 
     @Override
@@ -165,7 +165,7 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
         }
     }
 
-    /** Decode with the 16-weight scales from {@link #rowScales}: the loop of {@link #floatGroups} without the scale arithmetic. */
+    /** Decode with the 16-weight scales from {@link #rowScales} (what the layer keeps per tensor). */
     @Override
     public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         checkBlocks(type, n);
@@ -177,7 +177,12 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
         return rowGroups(w, wOff, sc, scOff, xf, nb);
     }
 
-    /** The vector loop in a method of its own (see {@link #floatGroups}: inlined into the caller it compiles badly). */
+    /**
+     * The vector loop on its own, nested as super-block / half / 16-weight group / quarter: a flat loop over
+     * 16-weight groups with the indices derived from one counter (the form Q4_K's kernels use) ran about 3x
+     * slower here once C2 compiled it into the decode loop, and so did a version passing vectors to a helper;
+     * inlined into the public method, C2 heap-allocated its accumulators.
+     */
     private static float rowGroups(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int nb) {
         FloatVector acc0 = Kernels.zero(), acc1 = acc0;
         for (int i = 0; i < nb; i++) {
@@ -196,37 +201,6 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
                         FloatVector p = Kernels.f(q).mul(FloatVector.fromArray(Kernels.F, xf, xb + 128 * k + 32 * quarter + 16 * half));
                         if ((quarter & 1) == 0) acc0 = p.fma(FloatVector.broadcast(Kernels.F, s), acc0);
                         else acc1 = p.fma(FloatVector.broadcast(Kernels.F, s), acc1);
-                    }
-                }
-            }
-        }
-        return Kernels.sum(acc0.add(acc1));
-    }
-
-    /**
-     * The vector loop on its own, nested as super-block / half / 16-weight group / quarter: a flat loop over
-     * 16-weight groups with the indices derived from one counter (the form Q4_K's kernels use) ran about 3x
-     * slower here once C2 compiled it into the decode loop, and so did a version passing vectors to a helper.
-     */
-    private static float floatGroups(MemorySegment w, long wOff, float[] xf, int xfOff, int nb) {
-        FloatVector acc0 = Kernels.zero(), acc1 = acc0;
-        for (int i = 0; i < nb; i++) {
-            long wo = wOff + 210L * i;
-            float d = halfAt(w, wo + 208);
-            int xb = xfOff + 256 * i;
-            for (int k = 0; k < 2; k++) {
-                for (int half = 0; half < 2; half++) {
-                    IntVector qh = Kernels.widen(Kernels.load16(w, wo + 128 + 32 * k + 16 * half), 0);
-                    IntVector qa = Kernels.widen(Kernels.load16(w, wo + 64 * k + 16 * half), 0);
-                    IntVector qb = Kernels.widen(Kernels.load16(w, wo + 64 * k + 32 + 16 * half), 0);
-                    for (int quarter = 0; quarter < 4; quarter++) {
-                        IntVector ql = (quarter & 1) == 0 ? qa : qb;
-                        IntVector q = ql.lanewise(VectorOperators.LSHR, 4 * (quarter >> 1)).and(0xF)
-                                .or(qh.lanewise(VectorOperators.LSHR, 2 * quarter).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
-                        float sc = d * s8(w, wo + 192 + 8 * k + half + 2 * quarter);
-                        FloatVector p = Kernels.f(q).mul(FloatVector.fromArray(Kernels.F, xf, xb + 128 * k + 32 * quarter + 16 * half));
-                        if ((quarter & 1) == 0) acc0 = p.fma(FloatVector.broadcast(Kernels.F, sc), acc0);
-                        else acc1 = p.fma(FloatVector.broadcast(Kernels.F, sc), acc1);
                     }
                 }
             }
