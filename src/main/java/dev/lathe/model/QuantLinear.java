@@ -40,9 +40,9 @@ public final class QuantLinear implements Linear {
     private static final int TILE = 4;
     private static final int PANEL = 16;
     private static final int XB = 32;
-    /** Per-calling-thread expanded activations: the packed prefill groups, or (values, block scales) of an {@link ExpandedQ8Dot} decode row. */
     /** Per-calling-thread integer 32-value sums and per-256 scales of a Q8_K decode row (the k-quant mins). */
     private static final ThreadLocal<Object[]> XI = ThreadLocal.withInitial(() -> new Object[] {new int[0], new float[0]});
+    /** Per-calling-thread expanded activations: the packed prefill groups, or the expanded decode row (and its per-block terms). */
     private static final ThreadLocal<float[][]> XF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
     /** Per-worker decoded weight panel and output tile of the {@link PanelGemm} prefill. */
     private static final ThreadLocal<float[][]> WF = ThreadLocal.withInitial(() -> new float[][] {new float[0], new float[0]});
@@ -249,37 +249,26 @@ public final class QuantLinear implements Linear {
     }
 
     /**
-     * Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and 32-value sums;
+     * Decode for Q4_K/Q6_K ({@link FloatRowDot}): the quantized row expanded once to floats and integer 32-value sums;
      * the weights' sub-block scales decoded to floats once per layer on the first decode ({@link
      * FloatRowDot#rowScales}: 22 % of a Q4_K tensor's size, 30 % of a Q6_K one's, on top).
      */
     private void decodeFloatRow(FloatRowDot f, MemorySegment xq, float[] y) {
         int nb = in / 32, perRow = f.rowScaleCount(in);
-        float[] sc = perRow == 0 ? null : scales(perRow, (r, dst, off) -> f.rowScales(data, r * rowBytes, in, dst, off));
+        float[] sc = scales(perRow, (r, dst, off) -> f.rowScales(data, r * rowBytes, in, dst, off));
         float[][] holder = XF.get();
         if (holder[0].length < in) holder[0] = new float[in];
-        if (holder[1].length < nb) holder[1] = new float[nb];
-        float[] xf = holder[0], xs = holder[1];
+        float[] xf = holder[0];
         PanelGemm.expand(f, xq, 0, in, xf, 0, 1, 0);
-        int[] bsum;
-        float[] xd;
-        if (sc == null) {
-            FloatRowDot.blockSums(xf, 0, in, xs, 0);
-            bsum = null;
-            xd = null;
-        } else {
-            Object[] ih = XI.get();
-            if (((int[]) ih[0]).length < nb) ih[0] = new int[nb];
-            if (((float[]) ih[1]).length < nb) ih[1] = new float[nb];
-            bsum = (int[]) ih[0];
-            xd = (float[]) ih[1];
-            FloatRowDot.q8kSums(xq, 0, in, bsum, xd);
-        }
+        Object[] ih = XI.get();
+        if (((int[]) ih[0]).length < nb) ih[0] = new int[nb];
+        if (((float[]) ih[1]).length < nb) ih[1] = new float[nb];
+        int[] bsum = (int[]) ih[0];
+        float[] xd = (float[]) ih[1];
+        FloatRowDot.q8kSums(xq, 0, in, bsum, xd);
         int tiles = (out + TILE - 1) / TILE, minTiles = decodeGrain(tiles);
         pool.forRange(tiles, minTiles, (worker, from, to) -> {
-            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) {
-                y[r] = sc == null ? f.dotFloatRow(data, r * rowBytes, xf, 0, xs, 0, in) : f.dotFloatRow(data, r * rowBytes, sc, r * perRow, xf, bsum, xd, in);
-            }
+            for (int r = from * TILE, end = Math.min(out, to * TILE); r < end; r++) y[r] = f.dotFloatRow(data, r * rowBytes, sc, r * perRow, xf, bsum, xd, in);
         });
     }
 

@@ -21,14 +21,12 @@ public interface FloatRowDot extends ActivationQuantizedCodec {
     /**
      * Floats per row of {@code n} weights that {@link #rowScales} makes: the type's sub-block scales decoded
      * once per layer (d times the 6- or 8-bit scale), so the decode kernel does no scale unpacking, fp16
-     * conversion or int-to-float conversion per sub-block; 0 when the type has none.
+     * conversion or int-to-float conversion per sub-block.
      */
-    default int rowScaleCount(int n) {
-        return 0;
-    }
+    int rowScaleCount(int n);
 
     /** The row's sub-block scales as floats into {@code dst[dstOff .. + rowScaleCount(n))}, in sub-block order. */
-    default void rowScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff) {}
+    void rowScales(MemorySegment w, long wOff, int n, float[] dst, int dstOff);
 
     /**
      * Dot of {@code n} stored weights at {@code wOff}, whose scales {@link #rowScales} put at {@code sc[scOff ..]},
@@ -36,8 +34,14 @@ public interface FloatRowDot extends ActivationQuantizedCodec {
      * integer 32-value sums and per-256 scales ({@link #q8kSums}), for terms the type takes from integer block
      * sums (the k-quant mins).
      */
-    default float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
-        throw new UnsupportedOperationException(activationType() + " weights have no row scales");
+    float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n);
+
+    /** Bounds of {@link #dotFloatRow(MemorySegment, long, float[], int, float[], int[], float[], int)}'s arrays. */
+    default void checkRowOperands(int n, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd) {
+        int per = rowScaleCount(n);
+        if (scOff < 0 || scOff + (long) per > sc.length || n > xf.length || n / 32 > bsum.length || n / 256 > xd.length) {
+            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + per + " / " + n + " outside arrays");
+        }
     }
 
     /**

@@ -275,9 +275,7 @@ public final class Q4_KCodec extends QuantCodec implements FloatRowDot {
     public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         checkBlocks(type, n);
         int nb = n / 256;
-        if (scOff < 0 || scOff + (long) n / 32 > sc.length || n > xf.length || n / 32 > bsum.length || nb > xd.length) {
-            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 32 + " / " + n + " outside arrays");
-        }
+        checkRowOperands(n, sc, scOff, xf, bsum, xd);
         float scaled = Kernels.PARTS == 1 ? rowScaled(w, wOff, sc, scOff, xf, nb) : floatScaledScalar(w, wOff, xf, 0, nb);
         return scaled - rowMins(w, wOff, bsum, xd, nb);
     }

@@ -170,9 +170,7 @@ public final class Q6_KCodec extends QuantCodec implements FloatRowDot {
     public float dotFloatRow(MemorySegment w, long wOff, float[] sc, int scOff, float[] xf, int[] bsum, float[] xd, int n) {
         checkBlocks(type, n);
         int nb = n / 256;
-        if (scOff < 0 || scOff + (long) n / 16 > sc.length || n > xf.length) {
-            throw new IndexOutOfBoundsException("expanded operands " + scOff + "+" + n / 16 + " / " + n + " outside arrays");
-        }
+        checkRowOperands(n, sc, scOff, xf, bsum, xd);
         if (Kernels.PARTS != 1) return dotFloatRow(w, wOff, xf, 0, null, 0, n);
         return rowGroups(w, wOff, sc, scOff, xf, nb);
     }

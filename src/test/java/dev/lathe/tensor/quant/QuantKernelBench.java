@@ -15,6 +15,7 @@ import java.util.Random;
  * {@code java --add-modules=jdk.incubator.vector -cp target/classes:target/test-classes
  * dev.lathe.tensor.quant.QuantKernelBench [types...]}. Prints weight GB per CPU second for
  * {@code dotQuantized} (one activation row), for Q4_0/Q8_0 {@code dotExpanded} and for Q4_K/Q6_K {@code dotFloatRow}
+ * (without and with the kept row scales; Q6_K's scale-less form is the scalar reference)
  * (the row expanded to floats once, which decode uses for those types). Prefill runs on
  * {@link dev.lathe.tensor.PanelGemm}, not on these kernels.
  */
