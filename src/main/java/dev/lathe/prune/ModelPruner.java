@@ -188,7 +188,7 @@ public final class ModelPruner {
             float[] w = pruned.get(name);
             if (w == null) return base.tensor(name);
             Tensor t = base.tensor(name);
-            return TensorOps.ofFloats(name, t.shape(), w);
+            return TensorOps.viewFloats(name, t.shape(), w);
         }
 
         @Override

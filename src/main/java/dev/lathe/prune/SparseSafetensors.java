@@ -134,8 +134,9 @@ public final class SparseSafetensors {
                 long[] rowOffsets = new long[rows];
                 int count = 0;
                 boolean is24 = format == Format.NM && structure.equals("2:4");
-                // 2:4: exactly two per group (fill with the first zeros); bitmask: the non-zeros
-                int[] idx = new int[w.length];
+                // 2:4: exactly two per group (fill with the first zeros); bitmask: the non-zeros. Only the bitmask
+                // (1 bit per weight) is kept per matrix: the values are read again from the mapped dense folder when
+                // they are written, so the peak heap is one matrix, not the model (a 1.1B model ran out of heap).
                 for (int r = 0; r < rows; r++) {
                     rowOffsets[r] = count;
                     if (is24) {
@@ -153,7 +154,7 @@ public final class SparseSafetensors {
                                 if (k) {
                                     int c0 = g + j;
                                     bitmask[r * bytesPerRow + (c0 >>> 3)] |= (byte) (1 << (c0 & 7));
-                                    idx[count++] = r * cols + c0;
+                                    count++;
                                 }
                             }
                         }
@@ -161,7 +162,7 @@ public final class SparseSafetensors {
                         for (int c0 = 0; c0 < cols; c0++) {
                             if (w[r * cols + c0] != 0f) {
                                 bitmask[r * bytesPerRow + (c0 >>> 3)] |= (byte) (1 << (c0 & 7));
-                                idx[count++] = r * cols + c0;
+                                count++;
                             }
                         }
                     }
@@ -174,20 +175,18 @@ public final class SparseSafetensors {
                 if (storedBytes(rows, cols, n, int8Rest != null ? 1 : t.type().typeSize, int8Rest != null, is24) >= denseBytes) {
                     keptDense.add(hf);
                     GgmlType dt = int8Rest != null ? int8Rest : t.type();
-                    entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dt), t.shape(), o -> {
-                        for (float v : w) {
-                            switch (dt) {
-                                case F32 -> o.f32(v);
-                                case F16 -> o.i16(Float.floatToFloat16(v));
-                                default -> o.i16(SparseMatrix.toBf16(v));
-                            }
-                        }
-                    }));
+                    if (dt == t.type()) {
+                        entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dt), t.shape(), o -> o.segment(t.data())));
+                    } else {
+                        entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dt), t.shape(), o -> {
+                            for (float v : TensorOps.toFloats(t)) o.i16(dt == GgmlType.F16 ? Float.floatToFloat16(v) : SparseMatrix.toBf16(v));
+                        }));
+                    }
                     ignore.add(prefix);
                     continue;
                 }
                 if (int8Rest != null) {
-                    addInt8(entries, prefix, w, rows, cols, idx, n, is24 ? new long[]{rows, cols / 2} : new long[]{n}, denseFolder, hf);
+                    addInt8(entries, prefix, w, rows, cols, bitmask, n, is24 ? new long[]{rows, cols / 2} : new long[]{n}, denseFolder, hf);
                     entries.add(new SafetensorsWriter.Entry(prefix + ".bitmask", "U8", new long[]{rows, bytesPerRow}, o -> o.bytes(bitmask)));
                     entries.add(new SafetensorsWriter.Entry(prefix + ".shape", "I32", new long[]{2}, o -> o.bytes(ints(rows, cols))));
                     if (!is24) entries.add(new SafetensorsWriter.Entry(prefix + ".row_offsets", "I64", new long[]{rows}, o -> o.bytes(longs(rowOffsets))));
@@ -197,14 +196,18 @@ public final class SparseSafetensors {
                 String dt = SafetensorsWriter.dtypeOf(vt);
                 long[] valShape = is24 ? new long[]{rows, cols / 2} : new long[]{n};
                 entries.add(new SafetensorsWriter.Entry(prefix + ".compressed", dt, valShape, o -> {
+                    float[] wv = TensorOps.toFloats(t);
                     byte[] buf = new byte[n * vt.typeSize];
                     java.nio.ByteBuffer bb = java.nio.ByteBuffer.wrap(buf).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-                    for (int i = 0; i < n; i++) {
-                        float v = w[idx[i]];
-                        switch (vt) {
-                            case F32 -> bb.putFloat(v);
-                            case F16 -> bb.putShort(Float.floatToFloat16(v));
-                            default -> bb.putShort(SparseMatrix.toBf16(v));
+                    for (int r = 0; r < rows; r++) {
+                        for (int c0 = 0; c0 < cols; c0++) {
+                            if ((bitmask[r * bytesPerRow + (c0 >>> 3)] >>> (c0 & 7) & 1) == 0) continue;
+                            float v = wv[r * cols + c0];
+                            switch (vt) {
+                                case F32 -> bb.putFloat(v);
+                                case F16 -> bb.putShort(Float.floatToFloat16(v));
+                                default -> bb.putShort(SparseMatrix.toBf16(v));
+                            }
                         }
                     }
                     o.bytes(buf);
@@ -254,8 +257,8 @@ public final class SparseSafetensors {
         return int8 ? b + 2L * rows * (cols / SparseKernels.Q8_GROUP) : b;
     }
 
-    /** The kept values {@code w[idx[0..n)]} as int8 with an F16 scale per 32 columns of a row (Q8_0's scale rule). */
-    private static void addInt8(List<SafetensorsWriter.Entry> entries, String prefix, float[] w, int rows, int cols, int[] idx, int n, long[] shape,
+    /** The kept values (set bits of {@code bitmask}, row-major) as int8 with an F16 scale per 32 columns of a row (Q8_0's scale rule). */
+    private static void addInt8(List<SafetensorsWriter.Entry> entries, String prefix, float[] w, int rows, int cols, byte[] bitmask, int n, long[] shape,
                                 Path folder, String hf) {
         int g = SparseKernels.Q8_GROUP;
         if (cols % g != 0) throw new LatheException(folder, "'" + hf + "': int8 sparse values need a row length divisible by " + g + ", got " + cols);
@@ -272,9 +275,12 @@ public final class SparseSafetensors {
             }
         }
         byte[] q = new byte[n];
-        for (int i = 0; i < n; i++) {
-            int r = idx[i] / cols, c = idx[i] % cols;
-            q[i] = (byte) Math.max(-127, Math.min(127, Math.round(w[idx[i]] * inv[r * ng + c / g])));
+        int bytesPerRow = (cols + 7) / 8, i = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                if ((bitmask[r * bytesPerRow + (c >>> 3)] >>> (c & 7) & 1) == 0) continue;
+                q[i++] = (byte) Math.max(-127, Math.min(127, Math.round(w[r * cols + c] * inv[r * ng + c / g])));
+            }
         }
         entries.add(new SafetensorsWriter.Entry(prefix + ".compressed", "I8", shape, o -> o.bytes(q)));
         entries.add(new SafetensorsWriter.Entry(prefix + ".weight_scale", "F16", new long[]{rows, ng}, o -> { for (short v : sc) o.i16(v); }));

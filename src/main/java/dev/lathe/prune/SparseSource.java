@@ -258,7 +258,7 @@ public final class SparseSource implements WeightSource {
     public Tensor tensor(String name) {
         SparseMatrix m = sparse.get(name);
         if (m == null) return base.tensor(name);
-        return TensorOps.ofFloats(name, new long[]{m.rows(), m.cols()}, m.toDense());
+        return TensorOps.viewFloats(name, new long[]{m.rows(), m.cols()}, m.toDense());
     }
 
     @Override

@@ -39,6 +39,18 @@ public final class TensorOps {
         return out;
     }
 
+    /**
+     * An F32 tensor that views {@code values} without copying them (the array must not change while the tensor is
+     * in use): for weights computed in memory, where a copy per tensor would double the peak heap.
+     */
+    public static Tensor viewFloats(String name, long[] shape, float[] values) {
+        long n = 1;
+        for (long d : shape) n *= d;
+        if (n != values.length) throw new IllegalArgumentException(name + ": shape " + java.util.Arrays.toString(shape) + " does not hold " + values.length + " values");
+        if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN) return ofFloats(name, shape, values);
+        return new Tensor(name, GgmlType.F32, shape, MemorySegment.ofArray(values));
+    }
+
     /** A tensor backed by a fresh heap segment holding the floats as F32. */
     public static Tensor ofFloats(String name, long[] shape, float[] values) {
         MemorySegment seg = MemorySegment.ofArray(new byte[values.length * 4]);

@@ -114,6 +114,6 @@ final class PackedWeights {
     /** The decoded weights as an F32 tensor (for tools that read tensors rather than run layers). */
     Tensor tensor(String canonical) {
         PackedIntLinear l = linear(canonical, Parallel.common());
-        return TensorOps.ofFloats(canonical, new long[]{l.outFeatures(), l.inFeatures()}, l.dequantize());
+        return TensorOps.viewFloats(canonical, new long[]{l.outFeatures(), l.inFeatures()}, l.dequantize());
     }
 }
