@@ -42,6 +42,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--kv", defaultValue = "F32", description = "KV cache type: F32 or F16 (default ${DEFAULT-VALUE})")
     LlamaModel.KvType kv;
 
+    @Option(names = "--sparse-kernels", defaultValue = "AUTO", description = "a pruned sparse folder's matrices: AUTO (sparse kernels when the dense matrices exceed the last-level cache, else dense), SPARSE or DENSE (default ${DEFAULT-VALUE})")
+    dev.lathe.prune.SparseSource.Kernels sparseKernels;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -49,7 +52,7 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
         if (promptTokens < 1 || genTokens < 1 || runs < 1) throw new LatheException("--prompt-tokens, --gen-tokens and --runs must be >= 1");
-        try (LoadedModel lm = LoadedModel.open(model, threads)) {
+        try (LoadedModel lm = LoadedModel.open(model, threads, sparseKernels)) {
             if (promptTokens + genTokens > lm.model.config().contextLength()) {
                 throw new LatheException(model, "prompt + generated tokens (" + (promptTokens + genTokens) + ") exceed the context length " + lm.model.config().contextLength());
             }
@@ -58,6 +61,7 @@ final class BenchCommand implements Callable<Integer> {
             o.put("model", model.toString());
             o.put("threads", lm.model.pool().threads());
             o.put("weight_bytes", lm.model.storageBytes());
+            lm.sparseKernels().ifPresent(k -> o.put("sparse_kernels", k));
             o.put("prompt_tokens", promptTokens);
             o.put("gen_tokens", genTokens);
             o.put("runs", runs);
@@ -77,6 +81,7 @@ final class BenchCommand implements Callable<Integer> {
                 stdout.println(Json.of(o));
             } else {
                 stdout.printf(Locale.ROOT, "%s, %d threads, %.1f MiB of weights%n", model, lm.model.pool().threads(), lm.model.storageBytes() / 1048576.0);
+                lm.sparseKernels().ifPresent(k -> stdout.println("kernels for the compressed matrices: " + k));
                 stdout.printf(Locale.ROOT, "prefill pp%d  %.2f tok/s (median of %d)%n", promptTokens, r.prefillTokensPerSecond(), runs);
                 stdout.printf(Locale.ROOT, "decode  tg%d  %.2f tok/s (median of %d)  = %.2f GB/s of weights%n", genTokens, r.decodeTokensPerSecond(), runs, effective);
                 if (bandwidth) stdout.printf(Locale.ROOT, "memory read bandwidth %.2f GB/s: decode at %.0f%% of the limit%n",

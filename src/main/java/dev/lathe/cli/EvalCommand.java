@@ -43,6 +43,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = {"-t", "--threads"}, defaultValue = "0", description = "threads (default: all cores)")
     int threads;
 
+    @Option(names = "--sparse-kernels", defaultValue = "AUTO", description = "a pruned sparse folder's matrices: AUTO (sparse kernels when the dense matrices exceed the last-level cache, else dense), SPARSE or DENSE (default ${DEFAULT-VALUE})")
+    dev.lathe.prune.SparseSource.Kernels sparseKernels;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -51,7 +54,7 @@ final class EvalCommand implements Callable<Integer> {
         java.io.PrintWriter stdout = spec.commandLine().getOut();
         String body = readText(text); // invalid UTF-8 is reported with its byte offset
         if (ctx < 8) throw new LatheException("--ctx must be at least 8");
-        try (LoadedModel lm = LoadedModel.open(model, threads)) {
+        try (LoadedModel lm = LoadedModel.open(model, threads, sparseKernels)) {
             if (ctx > lm.model.config().contextLength()) {
                 throw new LatheException(model, "--ctx " + ctx + " exceeds the model's context length " + lm.model.config().contextLength());
             }

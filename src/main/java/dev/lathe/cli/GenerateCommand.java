@@ -42,6 +42,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-t", "--threads"}, defaultValue = "0", description = "threads (default: all cores)")
     int threads;
 
+    @Option(names = "--sparse-kernels", defaultValue = "AUTO", description = "a pruned sparse folder's matrices: AUTO (sparse kernels when the dense matrices exceed the last-level cache, else dense), SPARSE or DENSE (default ${DEFAULT-VALUE})")
+    dev.lathe.prune.SparseSource.Kernels sparseKernels;
+
     @Option(names = "--json", description = "print one JSON object instead of streaming text")
     boolean json;
 
@@ -51,7 +54,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (tokens < 0) throw new LatheException("--tokens must be >= 0");
         if (temp < 0 || !Float.isFinite(temp)) throw new LatheException("--temp must be a finite number >= 0");
         if (!(topP > 0 && topP <= 1)) throw new LatheException("--top-p must be in (0, 1]");
-        try (LoadedModel lm = LoadedModel.open(model, threads)) {
+        try (LoadedModel lm = LoadedModel.open(model, threads, sparseKernels)) {
             Tokenizer tok = lm.requireTokenizer();
             int[] ids = tok.encode(prompt, tok.addBos(), false);
             if (ids.length == 0) throw new LatheException("the prompt is empty and the model adds no BOS token; give --prompt");

@@ -24,11 +24,16 @@ final class LoadedModel implements AutoCloseable {
     }
 
     static LoadedModel open(Path path, int threads) {
+        return open(path, threads, dev.lathe.prune.SparseSource.Kernels.AUTO);
+    }
+
+    /** {@code kernels}: which kernels run the matrices of a compressed-tensors sparse folder (ignored for other models). */
+    static LoadedModel open(Path path, int threads, dev.lathe.prune.SparseSource.Kernels kernels) {
         if (threads > 0) Parallel.setCommonThreads(threads);
-        // a compressed-tensors sparse folder (lathe prune) runs on the sparse kernels
+        // a compressed-tensors sparse folder (lathe prune) runs on the sparse kernels where they are faster
         String sf = java.nio.file.Files.isDirectory(path) ? dev.lathe.prune.SparseSource.sparseFormat(path) : null;
         boolean sparse = dev.lathe.prune.SparseSafetensors.BITMASK.equals(sf) || dev.lathe.prune.SparseSafetensors.SPARSE24.equals(sf);
-        WeightSource src = sparse ? dev.lathe.prune.SparseSource.open(path) : ModelLoader.open(path);
+        WeightSource src = sparse ? dev.lathe.prune.SparseSource.open(path, kernels) : ModelLoader.open(path);
         try {
             ModelLoader.checkTensors(src);
             LlamaModel m = LlamaModel.load(src);
@@ -37,6 +42,11 @@ final class LoadedModel implements AutoCloseable {
             src.close();
             throw e;
         }
+    }
+
+    /** For a sparse folder: which kernels run its compressed matrices and why; empty for other models. */
+    Optional<String> sparseKernels() {
+        return source instanceof dev.lathe.prune.SparseSource s ? Optional.of(s.kernelsReason()) : Optional.empty();
     }
 
     Tokenizer requireTokenizer() {

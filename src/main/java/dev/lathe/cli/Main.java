@@ -29,6 +29,7 @@ public final class Main implements Runnable {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(out);
         cl.setErr(err);
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             while (t != null && !(t instanceof LatheException) && !(t instanceof OutOfMemoryError)) t = t.getCause();
@@ -50,7 +51,13 @@ public final class Main implements Runnable {
             err.println("Try 'lathe " + (ex.getCommandLine().getCommandName().equals("lathe") ? "" : ex.getCommandLine().getCommandName() + " ") + "--help'.");
             return 2;
         });
-        return cl.execute(args);
+        try {
+            return cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // picocli's handler sees exceptions only; an Error thrown by a command ends up here
+            err.println("lathe: out of memory (" + oneLine(e.getMessage()) + "); raise -Xmx via LATHE_JAVA_OPTS");
+            return 2;
+        }
     }
 
     static String oneLine(String s) {

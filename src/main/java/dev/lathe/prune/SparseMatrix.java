@@ -177,6 +177,52 @@ public final class SparseMatrix {
         return out;
     }
 
+    /**
+     * The matrix in the dense layout of its value type, exactly: F32, F16 or BF16 with zeros where nothing is kept,
+     * or Q8_0 blocks (the group scale and 32 int8 values, zeros where nothing is kept) for Q8 values. Lets a sparse
+     * file run on the dense kernels where they are faster ({@link SparseSource.Kernels}).
+     */
+    public dev.lathe.tensor.Tensor toDenseTensor(String name) {
+        long[] shape = {rows, cols};
+        if (valueType == ValueType.Q8) {
+            int g = SparseKernels.Q8_GROUP, ng = cols / g, blockBytes = 2 + g;
+            byte[] out = new byte[rows * ng * blockBytes];
+            java.nio.ByteBuffer bb = java.nio.ByteBuffer.wrap(out).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            for (int r = 0; r < rows; r++) {
+                int p = rowStart[r];
+                for (int k = 0; k < ng; k++) {
+                    int b = (r * ng + k) * blockBytes;
+                    bb.putShort(b, scales[r * ng + k]);
+                    for (int j = 0; j < g; j++) {
+                        int c = k * g + j;
+                        if ((mask[r * maskWords + (c >>> 6)] >>> (c & 63) & 1) != 0) out[b + 2 + j] = q[p++];
+                    }
+                }
+            }
+            return new dev.lathe.tensor.Tensor(name, dev.lathe.tensor.GgmlType.Q8_0, shape, java.lang.foreign.MemorySegment.ofArray(out));
+        }
+        if (valueType == ValueType.F32) return dev.lathe.tensor.TensorOps.ofFloats(name, shape, toDense());
+        byte[] out = new byte[rows * cols * 2];
+        for (int r = 0; r < rows; r++) {
+            int p = rowStart[r];
+            for (int c = 0; c < cols; c++) {
+                if ((mask[r * maskWords + (c >>> 6)] >>> (c & 63) & 1) == 0) continue;
+                int o = 2 * (r * cols + c);
+                out[o] = (byte) h[p];
+                out[o + 1] = (byte) (h[p] >>> 8);
+                p++;
+            }
+        }
+        return new dev.lathe.tensor.Tensor(name, valueType == ValueType.F16 ? dev.lathe.tensor.GgmlType.F16 : dev.lathe.tensor.GgmlType.BF16, shape,
+                java.lang.foreign.MemorySegment.ofArray(out));
+    }
+
+    /** Bytes of {@link #toDenseTensor}. */
+    public long denseBytes() {
+        return valueType == ValueType.Q8 ? (long) rows * (cols / SparseKernels.Q8_GROUP) * (2 + SparseKernels.Q8_GROUP)
+                : (long) rows * cols * valueType.bytes;
+    }
+
     /** Writes row r densely into {@code dst[off..off+cols)}. */
     void decodeRow(int r, float[] dst, int off) {
         decodeRow(r, dst, off, new float[cols + SparseKernels.L]);

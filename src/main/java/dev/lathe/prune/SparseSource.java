@@ -6,6 +6,7 @@ import dev.lathe.LatheException;
 import dev.lathe.io.ModelLoader;
 import dev.lathe.io.hf.HfWeightSource;
 import dev.lathe.io.safetensors.SafetensorsFile;
+import dev.lathe.model.CpuCache;
 import dev.lathe.model.LlamaModel;
 import dev.lathe.model.Linears;
 import dev.lathe.model.ModelConfig;
@@ -33,9 +34,28 @@ import java.util.Set;
  * {@link #tensor} decodes it to a dense F32 tensor (so converters and any other reader see the right weights),
  * while {@link #linearFactory} builds a {@link SparseLinear} straight from the stored values and bitmask, so
  * the engine runs the sparse kernels: {@code LlamaModel.load(src, pool, src.linearFactory())}, or {@link #load}.
+ * <p>
+ * Which kernels run the compressed matrices is a {@link Kernels} choice made when the folder is opened. The sparse
+ * kernels read fewer bytes but do more work per byte (an expand per 16 columns, p5-bound on AVX-512), so they win
+ * where decode streams the weights from memory and lose where the weights stay in the CPU caches: lathe-ref's
+ * matrices (11.8 MB dense, inside a 260 MB L3) decode at 0.6-0.9x dense on the sparse kernels, a 1.1B model at 70 %
+ * sparsity at 1.9x (docs/prune-measurements.md). {@link Kernels#AUTO} therefore runs the sparse kernels only when the
+ * model's matrices, in the dense layout, are larger than the last-level cache ({@link CpuCache}); otherwise the
+ * compressed matrices are expanded once into that dense layout (exactly: same values, zeros where pruned) and run
+ * on the dense kernels. The file stays the small sparse one either way.
  */
 public final class SparseSource implements WeightSource {
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Which kernels run the compressed matrices. */
+    public enum Kernels {
+        /** sparse kernels when the dense matrices would not fit in the last-level cache, else dense ones */
+        AUTO,
+        /** always the sparse kernels */
+        SPARSE,
+        /** always the dense kernels (the matrices expanded once at load) */
+        DENSE
+    }
 
     private final HfWeightSource base;
     private final Path folder;
@@ -43,8 +63,11 @@ public final class SparseSource implements WeightSource {
     private final Map<String, SparseMatrix> sparse; // canonical name -> matrix
     private final String format;
     private final Set<String> names;
+    private final boolean runSparse;
+    private final String kernelsReason;
 
-    private SparseSource(HfWeightSource base, Path folder, List<SafetensorsFile> files, Map<String, SparseMatrix> sparse, String format) {
+    private SparseSource(HfWeightSource base, Path folder, List<SafetensorsFile> files, Map<String, SparseMatrix> sparse, String format,
+                         Kernels kernels) {
         this.base = base;
         this.folder = folder;
         this.files = files;
@@ -53,6 +76,41 @@ public final class SparseSource implements WeightSource {
         Set<String> n = new LinkedHashSet<>(base.tensorNames());
         n.addAll(sparse.keySet());
         this.names = Set.copyOf(n);
+        long dense = denseMatrixBytes(), llc = CpuCache.lastLevelBytes();
+        this.runSparse = switch (kernels) {
+            case SPARSE -> true;
+            case DENSE -> false;
+            case AUTO -> dense > llc;
+        };
+        String mb = String.format(java.util.Locale.ROOT, "%.1f MB", dense / 1e6), cache = String.format(java.util.Locale.ROOT, "%.1f MB", llc / 1e6);
+        this.kernelsReason = switch (kernels) {
+            case SPARSE -> "sparse (asked)";
+            case DENSE -> "dense (asked)";
+            case AUTO -> runSparse ? "sparse (auto: the matrices take " + mb + " dense, more than the " + cache + " last-level cache)"
+                    : "dense (auto: the matrices take " + mb + " dense, within the " + cache + " last-level cache, where the dense kernels are faster)";
+        };
+    }
+
+    /** Bytes of the model's matrices in the dense layout (compressed ones in their value type's dense layout); not the token embedding unless it is the head. */
+    long denseMatrixBytes() {
+        long b = 0;
+        for (SparseMatrix m : sparse.values()) b += m.denseBytes();
+        for (String n : base.tensorNames()) {
+            if (n.equals(TensorNames.TOKEN_EMBD) && base.has(TensorNames.OUTPUT)) continue;
+            Tensor t = base.tensor(n);
+            if (t.dims() == 2) b += t.data().byteSize();
+        }
+        return b;
+    }
+
+    /** Whether the compressed matrices run on the sparse kernels (see {@link Kernels}). */
+    public boolean runsSparse() {
+        return runSparse;
+    }
+
+    /** Which kernels run the compressed matrices, and why, in words. */
+    public String kernelsReason() {
+        return kernelsReason;
     }
 
     /** The sparsity format named by {@code folder}/config.json, or null if it declares none. */
@@ -71,8 +129,13 @@ public final class SparseSource implements WeightSource {
         }
     }
 
-    /** Opens a compressed-tensors sparse folder and checks its tensors against its config. */
+    /** Opens a compressed-tensors sparse folder ({@link Kernels#AUTO}) and checks its tensors against its config. */
     public static SparseSource open(Path folder) {
+        return open(folder, Kernels.AUTO);
+    }
+
+    /** Opens a compressed-tensors sparse folder and checks its tensors against its config. */
+    public static SparseSource open(Path folder, Kernels kernels) {
         String fmt = sparseFormat(folder);
         if (fmt == null) throw new LatheException(folder, "config.json declares no compressed-tensors sparsity format");
         if (!fmt.equals(SparseSafetensors.BITMASK) && !fmt.equals(SparseSafetensors.SPARSE24)) {
@@ -95,7 +158,7 @@ public final class SparseSource implements WeightSource {
                     sparse.put(canonical, read(f, prefix, fmt));
                 }
             }
-            SparseSource src = new SparseSource(base, folder, List.copyOf(files), Map.copyOf(sparse), fmt);
+            SparseSource src = new SparseSource(base, folder, List.copyOf(files), Map.copyOf(sparse), fmt, kernels);
             ModelLoader.checkTensors(src);
             return src;
         } catch (IOException e) {
@@ -215,19 +278,23 @@ public final class SparseSource implements WeightSource {
         return LlamaModel.load(this, pool, linearFactory());
     }
 
-    /** Sparse layers for compressed matrices, the usual layers for the rest. */
+    /** Layers for compressed matrices on the kernels chosen at open ({@link #runsSparse}), the usual layers for the rest. */
     public LlamaModel.LinearFactory linearFactory() {
         return (t, pool) -> {
             SparseMatrix m = sparse.get(t.name());
-            return m != null ? new SparseLinear(m, pool, t.name()) : Linears.of(t, pool);
+            return m != null ? layer(m, t.name(), pool) : Linears.of(t, pool);
         };
     }
 
-    /** The engine asks the source for its layers: compressed matrices run on the sparse kernels. */
+    /** The engine asks the source for its layers: compressed matrices run on the kernels chosen at open. */
     @Override
     public dev.lathe.model.Linear linear(String canonicalName, Parallel pool) {
         SparseMatrix m = sparse.get(canonicalName);
-        return m != null ? new SparseLinear(m, pool, canonicalName) : base.linear(canonicalName, pool);
+        return m != null ? layer(m, canonicalName, pool) : base.linear(canonicalName, pool);
+    }
+
+    private dev.lathe.model.Linear layer(SparseMatrix m, String name, Parallel pool) {
+        return runSparse ? new SparseLinear(m, pool, name) : Linears.of(m.toDenseTensor(name), pool);
     }
 
     /** The stored sparse matrix of a compressed weight, if it is one. */

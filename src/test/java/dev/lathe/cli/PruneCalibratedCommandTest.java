@@ -138,7 +138,7 @@ class PruneCalibratedCommandTest {
         assertThat(r.json().get("matrix_bytes_sparse").asLong()).isLessThan(r.json().get("matrix_bytes_quantized").asLong());
         r = MainTest.lathe(concat(new Object[]{"prune", model, "--sparsity", 0.5, "-o", gguf}, common));
         assertThat(r.code()).as(r.err()).isZero();
-        try (dev.lathe.prune.SparseSource sp = dev.lathe.prune.SparseSource.open(folder); GgufFile g = GgufFile.open(gguf)) {
+        try (dev.lathe.prune.SparseSource sp = dev.lathe.prune.SparseSource.open(folder, dev.lathe.prune.SparseSource.Kernels.SPARSE); GgufFile g = GgufFile.open(gguf)) {
             for (String n : new String[]{"blk.0.ffn_down.weight", "blk.1.ffn_up.weight", "blk.1.attn_output.weight"}) {
                 dev.lathe.prune.SparseMatrix m = sp.sparse(n).orElseThrow();
                 assertThat(m.valueType()).isEqualTo(dev.lathe.prune.ValueType.Q8);

@@ -53,6 +53,18 @@ class PruneCommandTest {
         assertThat(j.get("bytes_after").asLong()).isLessThan(j.get("bytes_before").asLong());
         assertThat(j.get("matrix_bytes_sparse").asLong()).isLessThan(j.get("matrix_bytes_dense").asLong());
         assertThat(SparseSource.sparseFormat(out)).isEqualTo(SparseSafetensors.BITMASK);
+        // bench says which kernels ran the compressed matrices: auto picks dense for a model this small; either way the
+        // weights read per token differ (sparse: the packed values and masks)
+        Run auto = lathe("bench", out, "-p", 8, "-n", 2, "-r", 1, "--json");
+        assertThat(auto.code()).as(auto.err()).isZero();
+        assertThat(auto.json().get("sparse_kernels").asText()).startsWith("dense (auto");
+        Run sp = lathe("bench", out, "-p", 8, "-n", 2, "-r", 1, "--sparse-kernels", "sparse", "--json");
+        assertThat(sp.code()).as(sp.err()).isZero();
+        assertThat(sp.json().get("sparse_kernels").asText()).isEqualTo("sparse (asked)");
+        assertThat(sp.json().get("weight_bytes").asLong()).isLessThan(auto.json().get("weight_bytes").asLong());
+        Run bad = lathe("eval", out, "--text", Fixtures.fixture("text/moby-16k.txt"), "--sparse-kernels", "fastest");
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("--sparse-kernels");
         // the engine's other commands read it through the dense view
         Path p24 = dir.resolve("p24.gguf");
         Run g = lathe("prune", Fixtures.fixture("tiny-llama/gguf/tiny-llama-f32.gguf"), "--pattern", "2:4", "-o", p24, "--json");

@@ -66,7 +66,8 @@ class PruneModelTest {
             Path out = dir.resolve("sparse");
             SparseSafetensors.write(r.source(), out, SparseSafetensors.Format.BITMASK, GgmlType.F32, "unstructured", Progress.NONE);
             assertEquals(SparseSafetensors.BITMASK, SparseSource.sparseFormat(out));
-            try (SparseSource sp = SparseSource.open(out)) {
+            try (SparseSource sp = SparseSource.open(out, SparseSource.Kernels.SPARSE)) {
+                assertTrue(sp.runsSparse(), sp.kernelsReason());
                 for (String n : r.source().prunedNames()) {
                     SparseMatrix m = sp.sparse(n).orElseThrow();
                     float[] want = r.source().weights(n);
@@ -78,6 +79,20 @@ class PruneModelTest {
                 assertClose(dense, logits(m), 1e-4f);
                 // the dense view of the same file gives the same model too
                 assertClose(dense, logits(LlamaModel.load(sp, POOL)), 1e-4f);
+            }
+            // the same file on the dense kernels: the compressed matrices expanded exactly, the same logits
+            try (SparseSource sp = SparseSource.open(out, SparseSource.Kernels.DENSE)) {
+                assertFalse(sp.runsSparse());
+                LlamaModel m = sp.load(POOL);
+                assertFalse(m.layer(0).wq() instanceof SparseLinear, m.layer(0).wq().getClass().toString());
+                assertEquals(GgmlType.F32.name(), m.layer(0).wq().typeName());
+                assertClose(dense, logits(m), 1e-5f);
+            }
+            // auto: this model's matrices (a few hundred KB dense) fit in any last-level cache, so the dense kernels run
+            try (SparseSource sp = SparseSource.open(out)) {
+                assertTrue(sp.denseMatrixBytes() < dev.lathe.model.CpuCache.lastLevelBytes(), sp.kernelsReason());
+                assertFalse(sp.runsSparse(), sp.kernelsReason());
+                assertTrue(sp.kernelsReason().startsWith("dense (auto"), sp.kernelsReason());
             }
             long denseBytes;
             Path d = dir.resolve("dense");
@@ -104,9 +119,15 @@ class PruneModelTest {
             assertEquals(SparseSafetensors.SPARSE24, SparseSource.sparseFormat(out));
             Path d16 = dir.resolve("d16");
             SparseSafetensors.write(r.source(), d16, SparseSafetensors.Format.DENSE, GgmlType.F16, "2:4", Progress.NONE);
-            try (SparseSource sp = SparseSource.open(out); WeightSource dense16 = ModelLoader.open(d16)) {
+            try (SparseSource sp = SparseSource.open(out, SparseSource.Kernels.SPARSE); WeightSource dense16 = ModelLoader.open(d16);
+                 SparseSource spd = SparseSource.open(out, SparseSource.Kernels.DENSE)) {
                 assertEquals(ValueType.F16, sp.sparse("blk.1.ffn_down.weight").orElseThrow().valueType());
-                assertClose(logits(LlamaModel.load(dense16, POOL)), logits(sp.load(POOL)), 1e-4f);
+                float[] want = logits(LlamaModel.load(dense16, POOL));
+                assertClose(want, logits(sp.load(POOL)), 1e-4f);
+                // expanded to F16 exactly: the same layers as the dense F16 export, so the same logits bit for bit
+                LlamaModel md = spd.load(POOL);
+                assertEquals("F16", md.layer(1).down().typeName());
+                assertTrue(java.util.Arrays.equals(want, logits(md)), "dense kernels on the expanded F16 matrices = the dense F16 export");
             }
             Path gguf = dir.resolve("p.gguf");
             Converter.toGguf(r.source(), gguf, GgmlType.F32, Progress.NONE);

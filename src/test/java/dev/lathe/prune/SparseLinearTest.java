@@ -66,6 +66,40 @@ class SparseLinearTest {
         }
     }
 
+    /** The dense layout of a sparse matrix holds exactly its values (Q8: Q8_0 blocks of the same scales and int8s). */
+    @Test
+    void denseTensorIsExact() {
+        for (int cols : new int[]{96, 100, 256}) {
+            for (double sp : new double[]{0.0, 0.5, 0.9, 1.0}) {
+                int rows = 19;
+                float[] w = random(rows, cols, cols * 7 + (long) (sp * 10));
+                Pruner.prune(w, Pruner.magnitudeScores(w), rows, cols, Pattern.unstructured(Math.min(sp, 0.999)), Pruner.Scope.ROW);
+                if (sp == 1.0) java.util.Arrays.fill(w, 0f);
+                for (ValueType vt : ValueType.values()) {
+                    if (vt == ValueType.Q8 && cols % 32 != 0) continue;
+                    SparseMatrix s = SparseMatrix.encode(w, rows, cols, vt);
+                    dev.lathe.tensor.Tensor t = s.toDenseTensor("w");
+                    assertEquals(vt == ValueType.Q8 ? "Q8_0" : vt.name(), t.type().name());
+                    assertEquals(s.denseBytes(), t.data().byteSize());
+                    float[] got = TensorOps.toFloats(t), want = s.toDense();
+                    for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 0f, vt + " sp=" + sp + " value " + i);
+                    // and it runs: the dense layer over it gives the sparse layer's outputs
+                    dev.lathe.model.Linear d = dev.lathe.model.Linears.of(t, POOL);
+                    float[] x = random(1, cols, 5), a = new float[rows], b = new float[rows];
+                    d.forward(x, a, 1);
+                    new SparseLinear(s, POOL).forward(x, b, 1);
+                    for (int i = 0; i < rows; i++) {
+                        // Q8_0 layers quantize the activations to int8 per 32 (llama.cpp's way): at most 1/254 of each |x|
+                        double abs = 0;
+                        for (int c = 0; c < cols; c++) abs += Math.abs(want[i * cols + c] * x[c]);
+                        double tol = 1e-4 * (1 + Math.abs(b[i])) + (vt == ValueType.Q8 ? abs / 127 : 0);
+                        assertEquals(b[i], a[i], tol, vt + " row " + i);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void nmPatternsMatchDense() {
         int[][] pats = {{2, 4}, {4, 8}, {1, 4}, {2, 8}, {16, 32}};
