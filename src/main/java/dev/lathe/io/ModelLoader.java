@@ -112,9 +112,9 @@ public final class ModelLoader {
                 problems.add("missing tensor " + shown);
                 continue;
             }
-            Tensor t = s.tensor(name);
-            if (!Arrays.equals(t.shape(), e.getValue())) {
-                problems.add("tensor " + shown + " has shape " + Arrays.toString(t.shape()) + " but the config needs " + Arrays.toString(e.getValue()));
+            long[] shape = s.shape(name);
+            if (!Arrays.equals(shape, e.getValue())) {
+                problems.add("tensor " + shown + " has shape " + Arrays.toString(shape) + " but the config needs " + Arrays.toString(e.getValue()));
             }
         }
         if (!problems.isEmpty()) {

@@ -83,8 +83,9 @@ public final class LlamaModel {
     }
 
     public static LlamaModel load(WeightSource source, Parallel pool) {
-        // the source decides (it may store a layer format that has no tensor type, e.g. packed integers)
-        return load(source, pool, (t, p) -> source.linear(t.name(), p));
+        // the source decides (it may store a layer format that has no tensor type, e.g. packed integers or sparse
+        // matrices), from the name alone: its tensor() may decode the whole matrix
+        return build(source, pool, name -> source.linear(name, pool));
     }
 
     /** Makes the {@link Linear} for a stored weight matrix; lets other packages plug in their own layers. */
@@ -98,6 +99,10 @@ public final class LlamaModel {
      * head, tied or not); the factory's layer must have the weight's shape.
      */
     public static LlamaModel load(WeightSource source, Parallel pool, LinearFactory factory) {
+        return build(source, pool, name -> factory.make(source.tensor(name), pool));
+    }
+
+    private static LlamaModel build(WeightSource source, Parallel pool, java.util.function.Function<String, Linear> maker) {
         ModelConfig c = source.config();
         Path p = source.path();
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), ffn = c.ffnDim();
@@ -109,10 +114,10 @@ public final class LlamaModel {
         Layer[] layers = new Layer[c.nLayers()];
         for (int l = 0; l < layers.length; l++) {
             float[] an = vector(source, TensorNames.layer(l, "attn_norm.weight"), dim);
-            Linear wq = linear(source, pool, factory, TensorNames.layer(l, "attn_q.weight"), qDim, dim);
-            Linear wk = linear(source, pool, factory, TensorNames.layer(l, "attn_k.weight"), kvDim, dim);
-            Linear wv = linear(source, pool, factory, TensorNames.layer(l, "attn_v.weight"), kvDim, dim);
-            Linear wo = linear(source, pool, factory, TensorNames.layer(l, "attn_output.weight"), dim, qDim);
+            Linear wq = linear(source, maker, TensorNames.layer(l, "attn_q.weight"), qDim, dim);
+            Linear wk = linear(source, maker, TensorNames.layer(l, "attn_k.weight"), kvDim, dim);
+            Linear wv = linear(source, maker, TensorNames.layer(l, "attn_v.weight"), kvDim, dim);
+            Linear wo = linear(source, maker, TensorNames.layer(l, "attn_output.weight"), dim, qDim);
             float[] bq = null, bk = null, bv = null;
             if (c.qkvBias() || source.has(TensorNames.layer(l, "attn_q.bias"))) {
                 bq = vector(source, TensorNames.layer(l, "attn_q.bias"), qDim);
@@ -120,26 +125,23 @@ public final class LlamaModel {
                 bv = vector(source, TensorNames.layer(l, "attn_v.bias"), kvDim);
             }
             float[] fn = vector(source, TensorNames.layer(l, "ffn_norm.weight"), dim);
-            Linear gate = linear(source, pool, factory, TensorNames.layer(l, "ffn_gate.weight"), ffn, dim);
-            Linear up = linear(source, pool, factory, TensorNames.layer(l, "ffn_up.weight"), ffn, dim);
-            Linear down = linear(source, pool, factory, TensorNames.layer(l, "ffn_down.weight"), dim, ffn);
+            Linear gate = linear(source, maker, TensorNames.layer(l, "ffn_gate.weight"), ffn, dim);
+            Linear up = linear(source, maker, TensorNames.layer(l, "ffn_up.weight"), ffn, dim);
+            Linear down = linear(source, maker, TensorNames.layer(l, "ffn_down.weight"), dim, ffn);
             layers[l] = new Layer(an, wq, wk, wv, wo, bq, bk, bv, fn, gate, up, down);
         }
         float[] on = vector(source, TensorNames.OUTPUT_NORM, dim);
         Linear out;
         if (source.has(TensorNames.OUTPUT)) {
-            Tensor o = source.tensor(TensorNames.OUTPUT);
-            if (o.dims() != 2 || o.cols() != dim) {
-                throw new LatheException(p, "tensor " + TensorNames.OUTPUT + " has shape " + Arrays.toString(o.shape()) + ", expected [vocab, " + dim + "]");
+            long[] o = source.shape(TensorNames.OUTPUT);
+            if (o.length != 2 || o[1] != dim || o[0] < 1 || o[0] > Integer.MAX_VALUE) {
+                throw new LatheException(p, "tensor " + TensorNames.OUTPUT + " has shape " + Arrays.toString(o) + ", expected [vocab, " + dim + "]");
             }
-            out = linear(source, pool, factory, TensorNames.OUTPUT, (int) o.rows(), dim);
+            out = linear(source, maker, TensorNames.OUTPUT, (int) o[0], dim);
         } else {
             // no output.weight: the head is the token embedding (tied), as llama.cpp does
-            try {
-                out = checked(source, factory.make(emb, pool), emb);
-            } catch (LatheException e) {
-                throw new LatheException(p, e.getMessage(), e);
-            }
+            if (emb.rows() > Integer.MAX_VALUE) throw new LatheException(p, "tensor " + TensorNames.TOKEN_EMBD + " has too many rows: " + emb.rows());
+            out = linear(source, maker, TensorNames.TOKEN_EMBD, (int) emb.rows(), dim);
         }
         if (out.outFeatures() != emb.rows()) {
             throw new LatheException(p, "output head has " + out.outFeatures() + " rows but the embedding has " + emb.rows());
@@ -148,21 +150,19 @@ public final class LlamaModel {
         return new LlamaModel(p, c, pool, emb, layers, on, out, !source.has(TensorNames.OUTPUT), inv);
     }
 
-    private static Linear linear(WeightSource s, Parallel pool, LinearFactory factory, String name, int out, int in) {
-        Tensor t = s.tensor(name);
-        if (t.dims() != 2 || t.rows() != out || t.cols() != in) {
-            throw new LatheException(s.path(), "tensor " + name + " has shape " + Arrays.toString(t.shape()) + ", expected [" + out + ", " + in + "]");
+    private static Linear linear(WeightSource s, java.util.function.Function<String, Linear> maker, String name, int out, int in) {
+        long[] shape = s.shape(name);
+        if (shape.length != 2 || shape[0] != out || shape[1] != in) {
+            throw new LatheException(s.path(), "tensor " + name + " has shape " + Arrays.toString(shape) + ", expected [" + out + ", " + in + "]");
         }
+        Linear l;
         try {
-            return checked(s, factory.make(t, pool), t);
+            l = maker.apply(name);
         } catch (LatheException e) {
             throw e.file() != null ? e : new LatheException(s.path(), e.getMessage(), e);
         }
-    }
-
-    private static Linear checked(WeightSource s, Linear l, Tensor t) {
-        if (l == null || l.outFeatures() != t.rows() || l.inFeatures() != t.cols()) {
-            throw new LatheException(s.path(), "layer made for " + t.name() + " does not have its shape " + Arrays.toString(t.shape()));
+        if (l == null || l.outFeatures() != out || l.inFeatures() != in) {
+            throw new LatheException(s.path(), "layer made for " + name + " does not have its shape " + Arrays.toString(shape));
         }
         return l;
     }

@@ -26,6 +26,14 @@ public interface WeightSource extends AutoCloseable {
     Tensor tensor(String canonicalName);
 
     /**
+     * The shape of a tensor without materializing it: sources whose {@link #tensor} decodes (sparse or packed
+     * matrices, decoded to F32) override it, so shape checks of a 1B model do not decode gigabytes.
+     */
+    default long[] shape(String canonicalName) {
+        return tensor(canonicalName).shape();
+    }
+
+    /**
      * The engine's linear layer for a 2-D weight: by default {@link Linears#of} over {@link #tensor}; a source
      * storing a format with no {@link dev.lathe.tensor.GgmlType} (compressed-tensors' packed integers) returns
      * its own implementation, while {@link #tensor} still gives the decoded weights.

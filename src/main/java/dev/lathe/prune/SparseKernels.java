@@ -1,11 +1,14 @@
 package dev.lathe.prune;
 
+import dev.lathe.tensor.Tensor;
 import dev.lathe.tensor.VectorKernels;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * Masked dot products of one sparse row with a dense input row. The row's kept columns are a bitmask
@@ -69,7 +72,7 @@ final class SparseKernels {
      * F16/BF16 values: the row's packed values are first widened into {@code buf} (a plain loop that C2
      * vectorizes to vcvtph2ps / shifts), then the F32 kernel runs on them.
      */
-    static float dotHalfWiden(long[] mask, int mOff, short[] v, boolean bf16, int p, int count, float[] buf, float[] x, int xOff, int cols) {
+    static float dotHalfWiden(long[] mask, int mOff, MemorySegment v, boolean bf16, int p, int count, float[] buf, float[] x, int xOff, int cols) {
         widen(v, bf16, p, count, buf);
         return dotF32(mask, mOff, buf, 0, x, xOff, cols);
     }
@@ -141,12 +144,21 @@ final class SparseKernels {
         }
     }
 
-    static void widen(short[] v, boolean bf16, int p, int count, float[] buf) {
+    /** Widens {@code count} F16/BF16 values of {@code v} from value index p into {@code buf}; two plain loops C2 vectorizes. */
+    static void widen(MemorySegment v, boolean bf16, int p, int count, float[] buf) {
         if (bf16) {
-            for (int i = 0; i < count; i++) buf[i] = Float.intBitsToFloat((v[p + i] & 0xffff) << 16);
+            widenBf16(v, 2L * p, count, buf);
         } else {
-            for (int i = 0; i < count; i++) buf[i] = Float.float16ToFloat(v[p + i]);
+            widenF16(v, 2L * p, count, buf);
         }
+    }
+
+    private static void widenF16(MemorySegment v, long off, int count, float[] buf) {
+        for (int i = 0; i < count; i++) buf[i] = Float.float16ToFloat(v.get(Tensor.I16_LE, off + 2L * i));
+    }
+
+    private static void widenBf16(MemorySegment v, long off, int count, float[] buf) {
+        for (int i = 0; i < count; i++) buf[i] = Float.intBitsToFloat((v.get(Tensor.I16_LE, off + 2L * i) & 0xffff) << 16);
     }
 
     static float half(short h, boolean bf16) {

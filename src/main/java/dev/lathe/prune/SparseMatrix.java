@@ -1,6 +1,10 @@
 package dev.lathe.prune;
 
 import dev.lathe.LatheException;
+import dev.lathe.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 
 
 /**
@@ -18,12 +22,13 @@ public final class SparseMatrix {
     final long[] mask;
     final int[] rowStart; // rows + 1
     final float[] f;
-    final short[] h;
+    /** F16/BF16 values, little-endian, {@link #storedValues()} of them: the mapped file itself for a folder read by {@link SparseSource}. */
+    final MemorySegment h;
     final byte[] q;
     final short[] scales;
     final long nonZeros;
 
-    private SparseMatrix(int rows, int cols, ValueType vt, long[] mask, int[] rowStart, float[] f, short[] h, byte[] q,
+    private SparseMatrix(int rows, int cols, ValueType vt, long[] mask, int[] rowStart, float[] f, MemorySegment h, byte[] q,
                          short[] scales, long nonZeros) {
         this.rows = rows;
         this.cols = cols;
@@ -104,7 +109,7 @@ public final class SparseMatrix {
         int pad = SparseKernels.L;
         switch (vt) {
             case F32 -> f = new float[stored + pad];
-            case F16, BF16 -> h = new short[stored + pad];
+            case F16, BF16 -> h = new short[stored];
             case Q8 -> {
                 q = new byte[stored + pad];
                 scales = new short[rows * (cols / SparseKernels.Q8_GROUP)];
@@ -136,11 +141,20 @@ public final class SparseMatrix {
                 }
             }
         }
-        return new SparseMatrix(rows, cols, vt, mask, rowStart, f, h, q, scales, vt == ValueType.F32 ? p0 : countNonZero(vt, f, h, q, stored));
+        MemorySegment hs = null;
+        if (h != null) {
+            // native: C2 vectorizes the widening loop over native segments (the mapped-file case) best
+            hs = Arena.ofAuto().allocate(2L * stored, 64);
+            MemorySegment.copy(h, 0, hs, Tensor.I16_LE, 0, stored);
+        }
+        return new SparseMatrix(rows, cols, vt, mask, rowStart, f, hs, q, scales, vt == ValueType.F32 ? p0 : countNonZero(vt, f, hs, q, stored));
     }
 
-    /** Builds from stored parts (a compressed-tensors file): {@code values} are F32 bits, F16 or BF16 bits. */
-    static SparseMatrix ofParts(int rows, int cols, ValueType vt, long[] mask, int[] rowStart, float[] f, short[] h) {
+    /**
+     * Builds from stored parts (a compressed-tensors file): {@code f} the F32 values (padded by {@link SparseKernels#L}),
+     * or {@code h} the F16/BF16 values (little-endian, used in place: a slice of the mapped file stays mapped).
+     */
+    static SparseMatrix ofParts(int rows, int cols, ValueType vt, long[] mask, int[] rowStart, float[] f, MemorySegment h) {
         int stored = rowStart[rows];
         return new SparseMatrix(rows, cols, vt, mask, rowStart, f, h, null, null, countNonZero(vt, f, h, null, stored));
     }
@@ -151,12 +165,12 @@ public final class SparseMatrix {
         return new SparseMatrix(rows, cols, ValueType.Q8, mask, rowStart, null, null, q, scales, countNonZero(ValueType.Q8, null, null, q, stored));
     }
 
-    private static long countNonZero(ValueType vt, float[] f, short[] h, byte[] q, int stored) {
+    private static long countNonZero(ValueType vt, float[] f, MemorySegment h, byte[] q, int stored) {
         long nz = 0;
         for (int i = 0; i < stored; i++) {
             boolean z = switch (vt) {
                 case F32 -> f[i] == 0f;
-                case F16, BF16 -> (h[i] & 0x7fff) == 0;
+                case F16, BF16 -> (h.get(Tensor.I16_LE, 2L * i) & 0x7fff) == 0;
                 case Q8 -> q[i] == 0;
             };
             if (!z) nz++;
@@ -208,9 +222,9 @@ public final class SparseMatrix {
             for (int c = 0; c < cols; c++) {
                 if ((mask[r * maskWords + (c >>> 6)] >>> (c & 63) & 1) == 0) continue;
                 int o = 2 * (r * cols + c);
-                out[o] = (byte) h[p];
-                out[o + 1] = (byte) (h[p] >>> 8);
-                p++;
+                short v = h.get(Tensor.I16_LE, 2L * p++);
+                out[o] = (byte) v;
+                out[o + 1] = (byte) (v >>> 8);
             }
         }
         return new dev.lathe.tensor.Tensor(name, valueType == ValueType.F16 ? dev.lathe.tensor.GgmlType.F16 : dev.lathe.tensor.GgmlType.BF16, shape,

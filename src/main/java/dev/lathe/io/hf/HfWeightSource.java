@@ -178,6 +178,11 @@ public final class HfWeightSource implements WeightSource {
         return new Tensor(canonicalName, t.type(), t.shape(), t.data());
     }
 
+    @Override
+    public long[] shape(String canonicalName) {
+        return packed.has(canonicalName) ? packed.shape(canonicalName) : tensor(canonicalName).shape();
+    }
+
     /** compressed-tensors packed integer weights run as {@link dev.lathe.model.PackedIntLinear}; others as stored. */
     @Override
     public dev.lathe.model.Linear linear(String canonicalName, dev.lathe.model.Parallel pool) {

@@ -111,6 +111,14 @@ final class PackedWeights {
         }
     }
 
+    /** [out, in] from the stored weight_shape, without unpacking anything. */
+    long[] shape(String canonical) {
+        Entry e = entries.get(canonical);
+        int[] shape = TensorOps.toInts(part(e, "weight_shape", true));
+        if (shape.length != 2 || shape[0] < 1 || shape[1] < 1) throw new LatheException(e.file().path(), e.hfBase() + ".weight_shape is not [out, in]");
+        return new long[]{shape[0], shape[1]};
+    }
+
     /** The decoded weights as an F32 tensor (for tools that read tensors rather than run layers). */
     Tensor tensor(String canonical) {
         PackedIntLinear l = linear(canonical, Parallel.common());
