@@ -20,7 +20,10 @@
  *   <li>{@link dev.lathe.prune.SparseSafetensors} writes HF folders (dense, compressed-tensors sparse-bitmask or
  *   sparse-24-bitmask, values F32/F16/BF16 or int8 with F16 scales per 32 columns, Lathe's layout for weights on
  *   the Q8_0 grid); {@link dev.lathe.prune.SparseSource} reads the sparse ones and runs them on
- *   {@link dev.lathe.prune.SparseLinear} (the CLI's eval, generate and bench open such folders).</li>
+ *   {@link dev.lathe.prune.SparseLinear} (the CLI's eval, generate and bench open such folders) where they are faster:
+ *   {@link dev.lathe.prune.SparseSource.Kernels} (auto: when the model's matrices, dense, exceed the last-level cache;
+ *   otherwise the compressed matrices are expanded once, exactly, into their dense layout). F16/BF16 values are used in
+ *   place from the mapped file.</li>
  *   <li>{@link dev.lathe.prune.IterativePruner}: gradual magnitude pruning (cubic schedule of Zhu &amp; Gupta 2017,
  *   or linear) with recovery fine-tuning after every round, the pruned weights held at zero by
  *   {@link dev.lathe.train.ParamMask}s; one round = one-shot pruning + recovery (any method or N:M pattern).
