@@ -275,12 +275,11 @@ final class PruneCommand implements Callable<Integer> {
                 long mDense = 0, mSparse = 0;
                 int keptDense = 0;
                 boolean nm24 = fmt == SparseSafetensors.Format.NM;
-                ValueType vt = dt == GgmlType.F32 ? ValueType.F32 : dt == GgmlType.F16 ? ValueType.F16 : ValueType.BF16;
                 for (ModelPruner.TensorStat s : r.stats()) {
                     long d = s.rows() * s.cols() * dt.typeSize;
                     mDense += d;
-                    SparseMatrix sm = SparseMatrix.encode(r.source().weights(s.name()), (int) s.rows(), (int) s.cols(), vt);
-                    long kept = nm24 ? s.rows() * s.cols() / 2 : sm.storedValues(); // 2:4 stores exactly two per group
+                    // the bitmask layout stores the non-zeros; 2:4 stores exactly two per group
+                    long kept = nm24 ? s.rows() * s.cols() / 2 : s.rows() * s.cols() - s.zeros();
                     long sb = SparseSafetensors.storedBytes((int) s.rows(), (int) s.cols(), kept, dt.typeSize, false, nm24);
                     if (sb < d) {
                         mSparse += sb;

@@ -143,10 +143,17 @@ public final class Converter {
                 });
                 continue;
             }
-            Tensor t = src.tensor(n);
-            GgmlType tt = t.dims() >= 2 ? type : GgmlType.F32;
             int permuteHeads = permuteHeads(n, c);
             boolean permute = permuteHeads > 0 && c.ropeStyle() != target;
+            if (src.computesTensor(n)) {
+                // computed (a pruned matrix): made when written, so only one is in memory at a time
+                long[] shape = src.shape(n);
+                GgmlType tt = shape.length >= 2 ? type : GgmlType.F32;
+                w.addTensor(n, tt, shape, out -> rows(src.path(), src.tensor(n), tt, permute ? permuteHeads : 0, c.headDim(), c.ropeStyle() == RopeStyle.HALF).write(out));
+                continue;
+            }
+            Tensor t = src.tensor(n);
+            GgmlType tt = t.dims() >= 2 ? type : GgmlType.F32;
             w.addTensor(n, tt, t.shape(), rows(src.path(), t, tt, permute ? permuteHeads : 0, c.headDim(), c.ropeStyle() == RopeStyle.HALF));
         }
         if (type.isQuantized()) {
@@ -176,9 +183,14 @@ public final class Converter {
             String hf = TensorNames.ggufToHf(n);
             if (hf == null) continue; // rope_freqs and other derived tensors: config.json's rope_scaling carries them
             if (n.equals(TensorNames.OUTPUT) && c.tiedEmbeddings()) continue;
-            Tensor t = src.tensor(n);
             int permuteHeads = permuteHeads(n, c);
             boolean permute = permuteHeads > 0 && c.ropeStyle() != RopeStyle.HALF;
+            if (src.computesTensor(n)) {
+                entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dtype), src.shape(n),
+                        out -> rows(src.path(), src.tensor(n), dtype, permute ? permuteHeads : 0, c.headDim(), false).write(out)));
+                continue;
+            }
+            Tensor t = src.tensor(n);
             GgufWriter.TensorData rows = rows(src.path(), t, dtype, permute ? permuteHeads : 0, c.headDim(), false);
             entries.add(new SafetensorsWriter.Entry(hf, SafetensorsWriter.dtypeOf(dtype), t.shape(), rows::write));
         }

@@ -34,6 +34,15 @@ public interface WeightSource extends AutoCloseable {
     }
 
     /**
+     * True when {@link #tensor} computes the tensor on each call (a pruned matrix computed from the source) rather
+     * than viewing stored bytes: writers then ask for it only when they write it, so one such tensor is in memory
+     * at a time.
+     */
+    default boolean computesTensor(String canonicalName) {
+        return false;
+    }
+
+    /**
      * The engine's linear layer for a 2-D weight: by default {@link Linears#of} over {@link #tensor}; a source
      * storing a format with no {@link dev.lathe.tensor.GgmlType} (compressed-tensors' packed integers) returns
      * its own implementation, while {@link #tensor} still gives the decoded weights.

@@ -105,6 +105,72 @@ class PruneModelTest {
         }
     }
 
+    /**
+     * Per-matrix pruning is lazy: nothing is held, each matrix is computed when asked (the same weights each time),
+     * the statistics come from those computations, and writers ask for one matrix at a time; the files equal those
+     * written from the held weights.
+     */
+    @Test
+    void perMatrixPruningIsComputedWhenWritten(@TempDir Path dir) throws IOException {
+        try (HfWeightSource src = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf"))) {
+            ModelPruner.Options o = new ModelPruner.Options(ModelPruner.Method.MAGNITUDE, Pattern.unstructured(0.55), ModelPruner.Scope.ROW,
+                    false, false, List.of(), Map.of());
+            ModelPruner.Result lazy = ModelPruner.prune(src, o, Progress.NONE);
+            String q = "blk.0.attn_q.weight";
+            assertTrue(lazy.source().computesTensor(q));
+            assertFalse(lazy.source().computesTensor("blk.0.attn_norm.weight"));
+            float[] a = lazy.source().weights(q), b = lazy.source().weights(q);
+            assertTrue(a != b && java.util.Arrays.equals(a, b), "computed anew, the same weights");
+            // what the pruner does to the stored matrix, by hand
+            float[] want = dev.lathe.tensor.TensorOps.toFloats(src.tensor(q));
+            int rows = (int) src.tensor(q).rows(), cols = (int) src.tensor(q).cols();
+            Pruner.prune(want, Pruner.magnitudeScores(want), rows, cols, Pattern.unstructured(0.55), Pruner.Scope.ROW);
+            assertTrue(java.util.Arrays.equals(want, a));
+            Map<String, float[]> held = new java.util.LinkedHashMap<>();
+            long zeros = 0;
+            for (String n : lazy.source().prunedNames()) {
+                float[] w = lazy.source().weights(n);
+                held.put(n, w);
+                for (float v : w) if (v == 0f) zeros++;
+            }
+            assertEquals(zeros, lazy.zeros());
+            ModelPruner.PrunedSource eager = PrunedWeights.of(src, held);
+            assertFalse(eager.computesTensor(q));
+            Path g1 = dir.resolve("lazy.gguf"), g2 = dir.resolve("held.gguf");
+            Converter.toGguf(lazy.source(), g1, GgmlType.F16, Progress.NONE);
+            Converter.toGguf(eager, g2, GgmlType.F16, Progress.NONE);
+            assertTrue(java.util.Arrays.equals(Files.readAllBytes(g1), Files.readAllBytes(g2)), "same GGUF bytes");
+            Path f1 = dir.resolve("lazy"), f2 = dir.resolve("held");
+            SparseSafetensors.write(lazy.source(), f1, SparseSafetensors.Format.BITMASK, GgmlType.F16, "unstructured", Progress.NONE);
+            SparseSafetensors.write(eager, f2, SparseSafetensors.Format.BITMASK, GgmlType.F16, "unstructured", Progress.NONE);
+            assertTrue(java.util.Arrays.equals(Files.readAllBytes(f1.resolve("model.safetensors")), Files.readAllBytes(f2.resolve("model.safetensors"))),
+                    "same sparse folder");
+        }
+    }
+
+    @Test
+    void aNonFiniteWeightFoundWhileWritingLeavesNothingBehind(@TempDir Path dir) throws IOException {
+        try (HfWeightSource src = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf"))) {
+            Map<String, dev.lathe.tensor.Tensor> m = new HashMap<>();
+            for (String n : src.tensorNames()) m.put(n, src.tensor(n));
+            String bad = "blk.1.ffn_up.weight";
+            float[] w = dev.lathe.tensor.TensorOps.toFloats(src.tensor(bad));
+            w[17] = Float.POSITIVE_INFINITY;
+            m.put(bad, dev.lathe.tensor.TensorOps.ofFloats(bad, src.tensor(bad).shape(), w));
+            WeightSource withInf = new dev.lathe.model.TensorMapSource(src.path(), src.config(), m, () -> {});
+            ModelPruner.Result r = ModelPruner.prune(withInf, ModelPruner.Options.magnitude(Pattern.unstructured(0.5)), Progress.NONE);
+            Path out = dir.resolve("p.gguf"), folder = dir.resolve("p");
+            LatheException e = assertThrows(LatheException.class, () -> Converter.toGguf(r.source(), out, GgmlType.F16, Progress.NONE));
+            assertTrue(e.getMessage().contains(bad) && e.getMessage().contains("non-finite"), e.getMessage());
+            assertThrows(LatheException.class, () -> SparseSafetensors.write(r.source(), folder, SparseSafetensors.Format.BITMASK, GgmlType.F16,
+                    "unstructured", Progress.NONE));
+            assertTrue(!Files.exists(out) && !Files.exists(folder), "nothing half-written");
+            try (var s = Files.list(dir)) {
+                assertEquals(0, s.count(), "no temp files left");
+            }
+        }
+    }
+
     @Test
     void twoFourFileRoundTripsF16AndGguf(@TempDir Path dir) {
         try (HfWeightSource src = HfWeightSource.open(Fixtures.fixture("tiny-llama/hf"))) {
