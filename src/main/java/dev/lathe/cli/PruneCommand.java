@@ -293,6 +293,7 @@ final class PruneCommand implements Callable<Integer> {
                 o.put("matrices_kept_dense", keptDense);
             }
             o.put("seconds", (System.nanoTime() - t0) / 1e9);
+            r.source().close(); // deletes the temporary file of a calibrated run's pruned weights (else removed at exit)
         }
         if (json) {
             stdout.println(Json.of(o));

@@ -260,6 +260,8 @@ public final class ModelPruner {
         @Override
         public Tensor tensor(String name) {
             if (!names.contains(name)) return base.tensor(name);
+            // weights kept in a file: mapped, not read into the heap
+            if (pruned instanceof SpillMap spill) return new Tensor(name, dev.lathe.tensor.GgmlType.F32, base.shape(name), spill.segment(name));
             return TensorOps.viewFloats(name, base.shape(name), weights(name));
         }
 
@@ -273,9 +275,10 @@ public final class ModelPruner {
             return base.hfFolder();
         }
 
-        /** Does not close the base source (its owner does). */
+        /** Deletes the file pruned weights were kept in, if any; does not close the base source (its owner does). */
         @Override
         public void close() {
+            if (pruned instanceof SpillMap spill) spill.close();
         }
 
         @Override

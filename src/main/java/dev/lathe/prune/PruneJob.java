@@ -212,19 +212,24 @@ public final class PruneJob {
             targets = Owl.allocate(ratios, o.pattern().sparsity(), o.owlLambda());
         }
         Pruner.Scope scope = o.scope() == null ? (o.method() == Method.WANDA ? Pruner.Scope.ROW : Pruner.Scope.LAYER) : o.scope();
-        PruneModifier pm = new PruneModifier(o.method(), o.pattern(), targets, scope, new LinkedHashSet<>(o.tensors()), o.sparseGpt(), plan != null);
+        // the pruned matrices go to a temporary file block by block: the heap holds one block, not the model
+        SpillMap store = new SpillMap();
+        PruneModifier pm = new PruneModifier(o.method(), o.pattern(), targets, scope, new LinkedHashSet<>(o.tensors()), o.sparseGpt(), plan != null, store);
         CalibrationData pass = o.method() == Method.MAGNITUDE ? null : data;
-        Map<String, QuantizedWeight> q = Calibrator.run(src, pass, plan == null ? none : plan, List.<Modifier>of(pm), copt,
-                (s, d, t, e) -> listener.update(pm.name(), d, t, e));
+        Map<String, QuantizedWeight> q;
+        try {
+            q = Calibrator.run(src, pass, plan == null ? none : plan, List.<Modifier>of(pm), copt, (s, d, t, e) -> listener.update(pm.name(), d, t, e));
+        } catch (RuntimeException | Error e) {
+            store.close();
+            throw e;
+        }
         List<ModelPruner.TensorStat> stats = new ArrayList<>();
-        long stored = 0;
-        for (Map.Entry<String, float[]> e : pm.pruned().entrySet()) {
-            Tensor t = src.tensor(e.getKey());
-            stats.add(new ModelPruner.TensorStat(e.getKey(), t.rows(), t.cols(), pm.masked().get(e.getKey())));
-            for (float v : e.getValue()) if (v == 0f) stored++;
+        for (String n : pm.pruned().keySet()) {
+            long[] sh = src.shape(n);
+            stats.add(new ModelPruner.TensorStat(n, sh[0], sh[1], pm.masked().get(n)));
         }
         return new Result(new ModelPruner.PrunedSource(src, pm.pruned()), List.copyOf(stats), plan, plan == null ? null : q,
-                targets, ratios, stored, data);
+                targets, ratios, pm.storedZeros(), data);
     }
 
     /**

@@ -33,16 +33,18 @@ public final class PruneModifier implements Modifier {
     private final Set<String> only;
     private final SparseGpt.Options sparseGpt;
     private final boolean quantize;
-    private final Map<String, float[]> pruned = new LinkedHashMap<>();
+    private final Map<String, float[]> pruned;
+    private long storedZeros;
     private final Map<String, Long> masked = new LinkedHashMap<>();
 
     /**
      * @param layerSparsity per-block unstructured sparsity (ignored for an N:M pattern); null = the pattern's
      * @param only          canonical names to prune (empty = all seven projections of every block)
      * @param quantize      SparseGPT only: quantize jointly onto the formats of the block's plan
+     * @param store         where the pruned matrices go as each block is done (a {@link SpillMap} keeps them out of the heap)
      */
     public PruneModifier(PruneJob.Method method, Pattern pattern, double[] layerSparsity, Pruner.Scope scope, Set<String> only,
-                         SparseGpt.Options sparseGpt, boolean quantize) {
+                         SparseGpt.Options sparseGpt, boolean quantize, Map<String, float[]> store) {
         if (quantize && method != PruneJob.Method.SPARSEGPT) throw new IllegalArgumentException("joint quantization is SparseGPT's");
         this.method = method;
         this.pattern = pattern;
@@ -51,6 +53,7 @@ public final class PruneModifier implements Modifier {
         this.only = Set.copyOf(only);
         this.sparseGpt = sparseGpt == null ? SparseGpt.Options.DEFAULT : sparseGpt;
         this.quantize = quantize;
+        this.pruned = store == null ? new LinkedHashMap<>() : store;
     }
 
     @Override
@@ -96,6 +99,7 @@ public final class PruneModifier implements Modifier {
             }
             bw.set(pr, w);
             pruned.put(name, w);
+            for (float v : w) if (v == 0f) storedZeros++;
             masked.put(name, zeroed);
         }
     }
@@ -108,6 +112,11 @@ public final class PruneModifier implements Modifier {
     /** The pruned weights by canonical name (decoded, when quantized). */
     public Map<String, float[]> pruned() {
         return pruned;
+    }
+
+    /** Exact zeros in the pruned matrices as stored (decoded, when quantized). */
+    public long storedZeros() {
+        return storedZeros;
     }
 
     /** How many weights of each tensor the mask removed. */
