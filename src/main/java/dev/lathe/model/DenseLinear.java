@@ -231,23 +231,10 @@ public final class DenseLinear implements Linear {
         int n = nr * in;
         switch (type) {
             case F32 -> MemorySegment.copy(data, Tensor.F32_LE, off, w, 0, n);
-            case F16 -> widenF16(data, off, w, n);
-            case BF16 -> widenBf16(data, off, w, n);
+            case F16 -> VectorKernels.widenF16(data, off, w, n);
+            case BF16 -> VectorKernels.widenBf16(data, off, w, n);
             default -> throw new IllegalStateException();
         }
-    }
-
-    static void widenF16(MemorySegment data, long off, float[] w, int n) {
-        for (int i = 0; i < n; i++) w[i] = Float.float16ToFloat(data.get(Tensor.I16_LE, off + 2L * i));
-    }
-
-    static void widenBf16(MemorySegment data, long off, float[] w, int n) {
-        int i = 0;
-        for (; i + L <= n; i += L) {
-            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, data, off + 2L * i, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
-            h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(w, i);
-        }
-        for (; i < n; i++) w[i] = Float.intBitsToFloat(data.get(Tensor.I16_LE, off + 2L * i) << 16);
     }
 
     /** Dot product with the same summation order as the tiled kernels. */

@@ -1,6 +1,5 @@
 package dev.lathe.prune;
 
-import dev.lathe.tensor.Tensor;
 import dev.lathe.tensor.VectorKernels;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -144,21 +143,13 @@ final class SparseKernels {
         }
     }
 
-    /** Widens {@code count} F16/BF16 values of {@code v} from value index p into {@code buf}; two plain loops C2 vectorizes. */
+    /** Widens {@code count} F16/BF16 values of {@code v} from value index p into {@code buf} (the dense layer's loops). */
     static void widen(MemorySegment v, boolean bf16, int p, int count, float[] buf) {
         if (bf16) {
-            widenBf16(v, 2L * p, count, buf);
+            VectorKernels.widenBf16(v, 2L * p, buf, count);
         } else {
-            widenF16(v, 2L * p, count, buf);
+            VectorKernels.widenF16(v, 2L * p, buf, count);
         }
-    }
-
-    private static void widenF16(MemorySegment v, long off, int count, float[] buf) {
-        for (int i = 0; i < count; i++) buf[i] = Float.float16ToFloat(v.get(Tensor.I16_LE, off + 2L * i));
-    }
-
-    private static void widenBf16(MemorySegment v, long off, int count, float[] buf) {
-        for (int i = 0; i < count; i++) buf[i] = Float.intBitsToFloat((v.get(Tensor.I16_LE, off + 2L * i) & 0xffff) << 16);
     }
 
     static float half(short h, boolean bf16) {
